@@ -1,0 +1,61 @@
+#!/bin/sh
+# Sets up everything on a fresh Debian 12 machine and runs the demo or the
+# whole test suite:
+#
+#   ./run.sh demo     install dependencies, build, run the demo
+#   ./run.sh check    install dependencies, build if needed, run all tests
+#
+# The build lands in $BUILD_DIR (default: _build in this directory).
+# TESTSUITEFLAGS is passed on to the test suite (e.g. -j1, -k keyword, 3).
+set -e
+
+top=$(cd "$(dirname "$0")" && pwd)
+build=${BUILD_DIR:-$top/_build}
+what=${1:-}
+
+case $what in
+    demo|check) ;;
+    *) echo "usage: $0 demo|check" >&2; exit 2 ;;
+esac
+
+# Debian packages: the build (OVS, DPDK), the test peers (testpmd, QEMU and
+# what builds the tiny guest) and the tools the tests use.
+packages="autoconf automake libtool make gcc clang pkgconf patch python3
+  libssl-dev libcap-ng-dev libnuma-dev dpdk-dev openvswitch-source
+  qemu-system-x86 busybox-static cpio kmod iproute2 iputils-ping
+  util-linux procps"
+missing=
+for p in $packages; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null \
+        | grep -q '^install ok installed$' || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "== installing:$missing"
+    if [ "$(id -u)" != 0 ]; then
+        echo "$0: run as root (apt-get install, and the tests need network namespaces)" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends $missing
+fi
+
+cd "$top"
+if [ ! -x configure ] || [ configure.ac -nt configure ] \
+       || [ Makefile.am -nt configure ]; then
+    echo "== bootstrapping"
+    autoreconf --install --force
+fi
+mkdir -p "$build"
+cd "$build"
+if [ ! -f Makefile ] || [ "$top/configure" -nt Makefile ]; then
+    echo "== configuring in $build"
+    "$top/configure"
+fi
+echo "== building (the first build of OVS takes several minutes)"
+make -j"$(nproc)"
+
+case $what in
+    demo) exec make demo ;;
+    check) exec make check TESTSUITEFLAGS="${TESTSUITEFLAGS:-}" ;;
+esac
