@@ -42,7 +42,9 @@
 #include "ovs-rcu.h"
 #include "ovs-thread.h"
 #include "packets.h"
+#include "openvswitch/poll-loop.h"
 #include "smap.h"
+#include "timeval.h"
 #include "unixctl.h"
 #include "util.h"
 
@@ -179,6 +181,7 @@ struct netdev_vhost {
     struct vhost_queue_stats base_rx OVS_GUARDED_BY(vhost_mutex);
     struct vhost_queue_stats base_tx OVS_GUARDED_BY(vhost_mutex);
     uint64_t connects OVS_GUARDED_BY(vhost_mutex);
+    long long int reannounce_at OVS_GUARDED_BY(vhost_mutex);
 };
 
 struct netdev_rxq_vhost {
@@ -284,6 +287,24 @@ vhost_find_by_reg_path(const char *path)
         }
     }
     return NULL;
+}
+
+/* Publishes 'vid' (or -1) to the PMD threads and tells the bridge that the
+ * carrier may have changed.
+ *
+ * The bridge writes link_state from a status transaction, and its IDL drops
+ * a write equal to the value it last read.  After a restart the database
+ * still says "up" from the previous process while the initial configuration
+ * transaction, still in flight, says "down": a device that becomes ready in
+ * that window would stay "down" in the database.  So every change is
+ * announced again a little later, when the bridge's view has settled. */
+static void
+vhost_publish(struct netdev_vhost *dev, int vid)
+    OVS_REQUIRES(vhost_mutex)
+{
+    ovsrcu_index_set(&dev->vid, vid);
+    netdev_change_seq_changed(&dev->up);
+    dev->reannounce_at = time_msec() + 1000;
 }
 
 /* Mempools. */
@@ -467,8 +488,7 @@ destroy_device(int vid)
     if (dev) {
         was_published = ovsrcu_index_get(&dev->vid) >= 0;
         dev->req_vid = -1;
-        ovsrcu_index_set(&dev->vid, -1);
-        netdev_change_seq_changed(&dev->up);
+        vhost_publish(dev, -1);
         VLOG_INFO("%s: vhost-user device stopped (vid %d)",
                   vhost_name(dev), vid);
     }
@@ -587,8 +607,7 @@ vhost_try_publish(struct netdev_vhost *dev)
         return false;
     }
     vhost_remap_txqs(dev, dev->req_n_rxq);
-    ovsrcu_index_set(&dev->vid, dev->req_vid);
-    netdev_change_seq_changed(&dev->up);
+    vhost_publish(dev, dev->req_vid);
     return true;
 }
 
@@ -957,9 +976,9 @@ netdev_vhost_reconfigure(struct netdev *netdev)
     }
     if (dev->req_vid >= 0 && dev->mp) {
         vhost_remap_txqs(dev, dev->req_n_rxq);
-        ovsrcu_index_set(&dev->vid, dev->req_vid);
-    } else {
-        ovsrcu_index_set(&dev->vid, -1);
+        vhost_publish(dev, dev->req_vid);
+    } else if (ovsrcu_index_get(&dev->vid) >= 0) {
+        vhost_publish(dev, -1);
     }
     netdev_change_seq_changed(netdev);
     ovs_mutex_unlock(&vhost_mutex);
@@ -1366,8 +1385,31 @@ netdev_vhost_update_flags(struct netdev *netdev, enum netdev_flags off,
 static void
 netdev_vhost_run(const struct netdev_class *class OVS_UNUSED)
 {
+    long long int now = time_msec();
+    struct netdev_vhost *dev;
+
     ovs_mutex_lock(&vhost_mutex);
     vhost_mp_sweep();
+    LIST_FOR_EACH (dev, list_node, &vhost_devs) {
+        if (dev->reannounce_at && now >= dev->reannounce_at) {
+            dev->reannounce_at = 0;
+            netdev_change_seq_changed(&dev->up);
+        }
+    }
+    ovs_mutex_unlock(&vhost_mutex);
+}
+
+static void
+netdev_vhost_wait(const struct netdev_class *class OVS_UNUSED)
+{
+    struct netdev_vhost *dev;
+
+    ovs_mutex_lock(&vhost_mutex);
+    LIST_FOR_EACH (dev, list_node, &vhost_devs) {
+        if (dev->reannounce_at) {
+            poll_timer_wait_until(dev->reannounce_at);
+        }
+    }
     ovs_mutex_unlock(&vhost_mutex);
 }
 
@@ -1463,6 +1505,7 @@ netdev_vhost_class_init(void)
     .is_pmd = true,                                             \
     .init = netdev_vhost_class_init,                            \
     .run = netdev_vhost_run,                                    \
+    .wait = netdev_vhost_wait,                                  \
     .alloc = netdev_vhost_alloc,                                \
     .destruct = netdev_vhost_destruct,                          \
     .dealloc = netdev_vhost_dealloc,                            \
