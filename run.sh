@@ -40,6 +40,14 @@ if [ -n "$missing" ]; then
     apt-get install -y -q --no-install-recommends $missing
 fi
 
+# The QEMU test's guest kernel comes from Debian's archive (apt-get
+# download): make sure apt knows it.
+if [ "$what" = check ] && [ "$(id -u)" = 0 ] \
+       && [ -z "$(apt-cache pkgnames linux-image-6.1.0- 2>/dev/null)" ]; then
+    echo "== refreshing the package lists (guest kernel for the QEMU test)"
+    apt-get update -q
+fi
+
 cd "$top"
 if [ ! -x configure ] || [ configure.ac -nt configure ] \
        || [ Makefile.am -nt configure ]; then
