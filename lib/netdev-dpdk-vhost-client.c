@@ -21,7 +21,10 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 #include <linux/virtio_net.h>
 
 #include <rte_errno.h>
@@ -32,7 +35,9 @@
 #include <rte_vhost.h>
 
 #include "coverage.h"
+#include "dirs.h"
 #include "dp-packet.h"
+#include "fatal-signal.h"
 #include "hash.h"
 #include "netdev-provider.h"
 #include "openvswitch/dynamic-string.h"
@@ -58,13 +63,24 @@ COVERAGE_DEFINE(vhost_client_mempool_create);
 COVERAGE_DEFINE(vhost_client_tx_copy);
 COVERAGE_DEFINE(vhost_client_tx_contention);
 
-/* Accepted options (Interface options column):
+/* Port types:
  *
- *   vhost-server-path   Absolute path of the unix socket that the guest's
- *                       hypervisor listens on.  Without it the port exists
- *                       but stays down.
+ *   dpdkvhostuserclient  We connect to the socket that the guest's
+ *                        hypervisor listens on, and reconnect.
+ *   dpdkvhostuser        We listen on <vhost-sock-dir>/<port name> and the
+ *                        hypervisor connects.
+ *
+ * Accepted options (Interface options column):
+ *
+ *   vhost-server-path   (client) Absolute path of the unix socket that the
+ *                       guest's hypervisor listens on.  Without it the port
+ *                       exists but stays down.
  *   tx-retries-max      Enqueue retries when the guest's rx ring is full,
  *                       0 to 32 (default 8).
+ *
+ * Global knobs (Open_vSwitch other_config), read when DPDK initialises:
+ * vhost-sock-dir (server sockets' directory, relative to the run
+ * directory), vhost-iommu-support, vhost-postcopy-support.
  */
 #define VHOST_TX_RETRIES_DEFAULT 8
 #define VHOST_TX_RETRIES_MAX 32
@@ -148,6 +164,7 @@ static struct ovs_mutex vhost_mutex = OVS_MUTEX_INITIALIZER;
  */
 struct netdev_vhost {
     struct netdev up;
+    bool server;                        /* dpdkvhostuser?  Immutable. */
 
     /* Datapath. */
     ovsrcu_index vid;                   /* Ready device, or -1. */
@@ -203,6 +220,7 @@ static struct ovs_list mp_garbage OVS_GUARDED_BY(vhost_mutex)
     = OVS_LIST_INITIALIZER(&mp_garbage);
 
 /* Global knobs, from Open_vSwitch other_config at registration. */
+static char *vhost_sock_dir;
 static bool vhost_iommu_enabled;
 static bool vhost_postcopy_enabled;
 
@@ -529,7 +547,9 @@ destroy_connection(int vid)
             netdev_request_reconfigure(&dev->up);
         }
         VLOG_INFO("%s: vhost-user connection closed%s", vhost_name(dev),
-                  dev->reg_path ? "; reconnecting" : "");
+                  !dev->reg_path ? ""
+                  : dev->server ? "; waiting for a new one"
+                  : "; reconnecting");
     }
     ovs_mutex_unlock(&vhost_mutex);
 }
@@ -614,13 +634,16 @@ vhost_try_publish(struct netdev_vhost *dev)
 /* Socket registration.  Called without 'vhost_mutex': DPDK may call back
  * (new_connection() when the peer is already listening). */
 static int
-vhost_register(const char *path)
+vhost_register(const char *path, bool server)
     OVS_EXCLUDED(vhost_mutex)
 {
-    uint64_t flags = RTE_VHOST_USER_CLIENT | RTE_VHOST_USER_LINEARBUF_SUPPORT;
+    uint64_t flags = RTE_VHOST_USER_LINEARBUF_SUPPORT;
     const char *step;
     int err;
 
+    if (!server) {
+        flags |= RTE_VHOST_USER_CLIENT;
+    }
     if (vhost_iommu_enabled) {
         flags |= RTE_VHOST_USER_IOMMU_SUPPORT;
     }
@@ -651,17 +674,22 @@ vhost_register(const char *path)
     if (err) {
         goto out_unregister;
     }
+    if (server) {
+        /* Ours from now on: remove it however we exit. */
+        fatal_signal_add_file_to_unlink(path);
+    }
     return 0;
 
 out_unregister:
     rte_vhost_driver_unregister(path);
 out:
-    VLOG_ERR("could not %s vhost-user client socket %s", step, path);
+    VLOG_ERR("could not %s vhost-user %s socket %s", step,
+             server ? "server" : "client", path);
     return EPROTO;
 }
 
 static void
-vhost_unregister(const char *path)
+vhost_unregister(const char *path, bool server)
     OVS_EXCLUDED(vhost_mutex)
 {
     /* destroy_device() may run on the vhost thread while we wait here for
@@ -669,6 +697,53 @@ vhost_unregister(const char *path)
     ovsrcu_quiesce_start();
     rte_vhost_driver_unregister(path);
     ovsrcu_quiesce_end();
+    if (server) {
+        /* DPDK removes the socket itself; make sure, quietly. */
+        fatal_signal_remove_file_to_unlink(path);
+        if (unlink(path) && errno != ENOENT) {
+            VLOG_WARN("could not remove %s: %s", path, ovs_strerror(errno));
+        }
+    }
+}
+
+/* Makes way for a server socket at 'path': removes a socket file that
+ * nobody listens on any more (left by a crash), refuses anything else. */
+static int
+vhost_clear_stale_socket(const char *name, const char *path, char **errp)
+{
+    struct sockaddr_un sun;
+    struct stat st;
+    int fd, error;
+
+    if (lstat(path, &st)) {
+        return 0;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        VLOG_WARN_BUF(errp, "%s: %s exists and is not a socket", name, path);
+        return EEXIST;
+    }
+
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    ovs_strlcpy(sun.sun_path, path, sizeof sun.sun_path);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0) {
+        return 0;
+    }
+    error = connect(fd, (struct sockaddr *) &sun, sizeof sun) ? errno : 0;
+    close(fd);
+    if (!error) {
+        VLOG_WARN_BUF(errp, "%s: socket %s is in use by another process",
+                      name, path);
+        return EADDRINUSE;
+    }
+    if (unlink(path) && errno != ENOENT) {
+        VLOG_WARN_BUF(errp, "%s: could not remove stale socket %s (%s)",
+                      name, path, ovs_strerror(errno));
+        return errno;
+    }
+    VLOG_INFO("%s: removed stale socket %s", name, path);
+    return 0;
 }
 
 /* netdev class. */
@@ -739,10 +814,10 @@ vhost_queues_resize(struct netdev_vhost *dev, int n_rxq, int n_txq)
     dev->up.n_txq = n_txq;
 }
 
-static int
-netdev_vhost_construct(struct netdev *netdev)
+static void
+vhost_construct(struct netdev_vhost *dev, bool server)
 {
-    struct netdev_vhost *dev = netdev_vhost_cast(netdev);
+    dev->server = server;
 
     ovsrcu_index_init(&dev->vid, -1);
     atomic_init(&dev->admin_up, true);
@@ -768,7 +843,19 @@ netdev_vhost_construct(struct netdev *netdev)
     vhost_queues_resize(dev, 1, 1);
     ovs_list_push_back(&vhost_devs, &dev->list_node);
     ovs_mutex_unlock(&vhost_mutex);
+}
 
+static int
+netdev_vhost_client_construct(struct netdev *netdev)
+{
+    vhost_construct(netdev_vhost_cast(netdev), false);
+    return 0;
+}
+
+static int
+netdev_vhost_server_construct(struct netdev *netdev)
+{
+    vhost_construct(netdev_vhost_cast(netdev), true);
     return 0;
 }
 
@@ -785,7 +872,7 @@ netdev_vhost_destruct(struct netdev *netdev)
     reg_path = dev->reg_path;
     ovs_mutex_unlock(&vhost_mutex);
     if (reg_path) {
-        vhost_unregister(reg_path);
+        vhost_unregister(reg_path, dev->server);
     }
 
     ovs_mutex_lock(&vhost_mutex);
@@ -842,14 +929,28 @@ netdev_vhost_set_config(struct netdev *netdev, const struct smap *args,
                         char **errp)
 {
     struct netdev_vhost *dev = netdev_vhost_cast(netdev);
-    const char *path = smap_get(args, "vhost-server-path");
+    const char *name = netdev_get_name(netdev);
     const char *retries_s = smap_get(args, "tx-retries-max");
+    const char *mode = dev->server ? "server" : "client";
     int retries = VHOST_TX_RETRIES_DEFAULT;
+    char *server_path = NULL;
     char *old_reg = NULL;
+    const char *path;
     int err = 0;
 
-    if (path && !path[0]) {
-        path = NULL;
+    if (dev->server) {
+        /* The socket is named after the port. */
+        if (strchr(name, '/')) {
+            VLOG_WARN_BUF(errp, "\"%s\" is not a valid name for a "
+                          "vhost-user port: it must not contain '/'", name);
+            return EINVAL;
+        }
+        path = server_path = xasprintf("%s/%s", vhost_sock_dir, name);
+    } else {
+        path = smap_get(args, "vhost-server-path");
+        if (path && !path[0]) {
+            path = NULL;
+        }
     }
     if (retries_s) {
         char *end;
@@ -857,8 +958,9 @@ netdev_vhost_set_config(struct netdev *netdev, const struct smap *args,
 
         if (!retries_s[0] || *end || v < 0 || v > VHOST_TX_RETRIES_MAX) {
             VLOG_WARN_BUF(errp, "%s: tx-retries-max \"%s\" is not an integer "
-                          "from 0 to %d", netdev_get_name(netdev), retries_s,
+                          "from 0 to %d", name, retries_s,
                           VHOST_TX_RETRIES_MAX);
+            free(server_path);
             return EINVAL;
         }
         retries = v;
@@ -869,12 +971,14 @@ netdev_vhost_set_config(struct netdev *netdev, const struct smap *args,
         err = vhost_check_path(dev, path, errp);
         if (err) {
             ovs_mutex_unlock(&vhost_mutex);
+            free(server_path);
             return err;
         }
     }
     atomic_store_relaxed(&dev->tx_retries_max, retries);
     if (nullable_string_is_equal(path, dev->reg_path)) {
         ovs_mutex_unlock(&vhost_mutex);
+        free(server_path);
         return 0;
     }
     free(dev->path);
@@ -885,16 +989,24 @@ netdev_vhost_set_config(struct netdev *netdev, const struct smap *args,
 
     /* The path changed: leave the old socket, then join the new one. */
     if (old_reg) {
-        vhost_unregister(old_reg);
-        VLOG_INFO("%s: unregistered vhost-user client socket %s",
-                  netdev_get_name(netdev), old_reg);
+        vhost_unregister(old_reg, dev->server);
+        VLOG_INFO("%s: unregistered vhost-user %s socket %s", name, mode,
+                  old_reg);
         free(old_reg);
     }
     if (!path) {
         VLOG_INFO("%s: options:vhost-server-path is not set; the port stays "
-                  "down until it is", netdev_get_name(netdev));
+                  "down until it is", name);
         netdev_change_seq_changed(netdev);
         return 0;
+    }
+
+    if (dev->server) {
+        err = vhost_clear_stale_socket(name, path, errp);
+        if (err) {
+            free(server_path);
+            return err;
+        }
     }
 
     /* new_connection() finds the port by 'reg_path': set it first. */
@@ -902,20 +1014,20 @@ netdev_vhost_set_config(struct netdev *netdev, const struct smap *args,
     dev->reg_path = xstrdup(path);
     ovs_mutex_unlock(&vhost_mutex);
 
-    err = vhost_register(path);
+    err = vhost_register(path, dev->server);
 
     ovs_mutex_lock(&vhost_mutex);
     if (err) {
         free(dev->reg_path);
         dev->reg_path = NULL;
-        VLOG_WARN_BUF(errp, "%s: could not register vhost-user client "
-                      "socket %s", netdev_get_name(netdev), path);
+        VLOG_WARN_BUF(errp, "%s: could not register vhost-user %s socket %s",
+                      name, mode, path);
     } else {
-        VLOG_INFO("%s: registered vhost-user client socket %s",
-                  netdev_get_name(netdev), path);
+        VLOG_INFO("%s: registered vhost-user %s socket %s", name, mode, path);
     }
     ovs_mutex_unlock(&vhost_mutex);
     netdev_change_seq_changed(netdev);
+    free(server_path);
 
     return err;
 }
@@ -927,7 +1039,7 @@ netdev_vhost_get_config(const struct netdev *netdev, struct smap *args)
     int retries;
 
     ovs_mutex_lock(&vhost_mutex);
-    if (dev->path) {
+    if (dev->path && !dev->server) {
         smap_add(args, "vhost-server-path", dev->path);
     }
     ovs_mutex_unlock(&vhost_mutex);
@@ -1264,7 +1376,7 @@ vhost_put_status(const struct netdev_vhost *dev, struct smap *args)
 {
     int vid = ovsrcu_index_get(&dev->vid);
 
-    smap_add(args, "mode", "client");
+    smap_add(args, "mode", dev->server ? "server" : "client");
     smap_add(args, "status", vid >= 0 ? "connected" : "disconnected");
     if (dev->path) {
         smap_add(args, "socket", dev->path);
@@ -1481,7 +1593,7 @@ vhost_unixctl_show(struct unixctl_conn *conn, int argc, const char *argv[],
     ovs_mutex_unlock(&vhost_mutex);
 
     if (argc >= 2 && !found) {
-        unixctl_command_reply_error(conn, "no such dpdkvhostuserclient port");
+        unixctl_command_reply_error(conn, "no such vhost-user port");
     } else {
         unixctl_command_reply(conn, ds_cstr(&reply));
     }
@@ -1510,6 +1622,8 @@ netdev_vhost_class_init(void)
     .destruct = netdev_vhost_destruct,                          \
     .dealloc = netdev_vhost_dealloc,                            \
     .get_config = netdev_vhost_get_config,                      \
+    .set_config = netdev_vhost_set_config,                      \
+    .reconfigure = netdev_vhost_reconfigure,                    \
     .set_tx_multiq = netdev_vhost_set_tx_multiq,                \
     .send = netdev_vhost_send,                                  \
     .set_etheraddr = netdev_vhost_set_etheraddr,                \
@@ -1533,14 +1647,29 @@ netdev_vhost_class_init(void)
 static const struct netdev_class vhost_client_class = {
     .type = "dpdkvhostuserclient",
     NETDEV_VHOST_CLASS_COMMON,
-    .construct = netdev_vhost_construct,
-    .set_config = netdev_vhost_set_config,
-    .reconfigure = netdev_vhost_reconfigure,
+    .construct = netdev_vhost_client_construct,
+};
+
+static const struct netdev_class vhost_server_class = {
+    .type = "dpdkvhostuser",
+    NETDEV_VHOST_CLASS_COMMON,
+    .construct = netdev_vhost_server_construct,
 };
 
 void
 netdev_dpdk_vhost_client_register(const struct smap *ovs_other_config)
 {
+    const char *sock_dir = smap_get_def(ovs_other_config, "vhost-sock-dir",
+                                        "");
+
+    if (strstr(sock_dir, "..")) {
+        VLOG_ERR("vhost-sock-dir \"%s\" must not contain \"..\"; using the "
+                 "run directory %s", sock_dir, ovs_rundir());
+        sock_dir = "";
+    }
+    vhost_sock_dir = (sock_dir[0]
+                      ? xasprintf("%s/%s", ovs_rundir(), sock_dir)
+                      : xstrdup(ovs_rundir()));
     vhost_iommu_enabled = smap_get_bool(ovs_other_config,
                                         "vhost-iommu-support", false);
     vhost_postcopy_enabled = smap_get_bool(ovs_other_config,
@@ -1548,5 +1677,11 @@ netdev_dpdk_vhost_client_register(const struct smap *ovs_other_config)
     VLOG_INFO("vhost-user client ports: IOMMU support %s, postcopy support "
               "%s", vhost_iommu_enabled ? "enabled" : "disabled",
               vhost_postcopy_enabled ? "enabled" : "disabled");
+    if (mkdir(vhost_sock_dir, 0755) && errno != EEXIST) {
+        VLOG_ERR("could not create vhost-sock-dir %s: %s", vhost_sock_dir,
+                 ovs_strerror(errno));
+    }
+    VLOG_INFO("vhost-user server sockets in %s", vhost_sock_dir);
     netdev_register_provider(&vhost_client_class);
+    netdev_register_provider(&vhost_server_class);
 }

@@ -19,11 +19,12 @@
 
 /* vhost-user netdev provider.
  *
- * Owns the port type "dpdkvhostuserclient": Open vSwitch is the vhost-user
+ * Owns the port types "dpdkvhostuserclient" (Open vSwitch is the vhost-user
  * client and connects to the socket that the guest's hypervisor created in
- * server mode (options:vhost-server-path), reconnecting after either side
- * restarts.  Packets move between PMD threads and the guest's virtqueues
- * with DPDK's librte_vhost burst enqueue and dequeue. */
+ * server mode, options:vhost-server-path, reconnecting after either side
+ * restarts) and "dpdkvhostuser" (Open vSwitch listens on a socket named
+ * after the port).  Packets move between PMD threads and the guest's
+ * virtqueues with DPDK's librte_vhost burst enqueue and dequeue. */
 
 struct smap;
 
