@@ -905,9 +905,9 @@ vhost_check_path(const struct netdev_vhost *dev, const char *path,
         return EINVAL;
     }
     if (strlen(path) >= sizeof sun.sun_path) {
-        VLOG_WARN_BUF(errp, "%s: vhost-server-path is too long: %"PRIuSIZE
+        VLOG_WARN_BUF(errp, "%s: socket path %s is too long: %"PRIuSIZE
                       " bytes, a unix socket path holds at most %"PRIuSIZE,
-                      vhost_name(dev), strlen(path),
+                      vhost_name(dev), path, strlen(path),
                       sizeof sun.sun_path - 1);
         return ENAMETOOLONG;
     }
@@ -960,8 +960,8 @@ netdev_vhost_set_config(struct netdev *netdev, const struct smap *args,
             VLOG_WARN_BUF(errp, "%s: tx-retries-max \"%s\" is not an integer "
                           "from 0 to %d", name, retries_s,
                           VHOST_TX_RETRIES_MAX);
-            free(server_path);
-            return EINVAL;
+            err = EINVAL;
+            goto out;
         }
         retries = v;
     }
@@ -971,15 +971,13 @@ netdev_vhost_set_config(struct netdev *netdev, const struct smap *args,
         err = vhost_check_path(dev, path, errp);
         if (err) {
             ovs_mutex_unlock(&vhost_mutex);
-            free(server_path);
-            return err;
+            goto out;
         }
     }
     atomic_store_relaxed(&dev->tx_retries_max, retries);
     if (nullable_string_is_equal(path, dev->reg_path)) {
         ovs_mutex_unlock(&vhost_mutex);
-        free(server_path);
-        return 0;
+        goto out;
     }
     free(dev->path);
     dev->path = nullable_xstrdup(path);
@@ -998,14 +996,13 @@ netdev_vhost_set_config(struct netdev *netdev, const struct smap *args,
         VLOG_INFO("%s: options:vhost-server-path is not set; the port stays "
                   "down until it is", name);
         netdev_change_seq_changed(netdev);
-        return 0;
+        goto out;
     }
 
     if (dev->server) {
         err = vhost_clear_stale_socket(name, path, errp);
         if (err) {
-            free(server_path);
-            return err;
+            goto out;
         }
     }
 
@@ -1027,8 +1024,9 @@ netdev_vhost_set_config(struct netdev *netdev, const struct smap *args,
     }
     ovs_mutex_unlock(&vhost_mutex);
     netdev_change_seq_changed(netdev);
-    free(server_path);
 
+out:
+    free(server_path);
     return err;
 }
 
