@@ -27,10 +27,12 @@
 #include <unistd.h>
 #include <linux/virtio_net.h>
 
+#include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
+#include <rte_meter.h>
 #include <rte_spinlock.h>
 #include <rte_vhost.h>
 
@@ -41,6 +43,7 @@
 #include "hash.h"
 #include "netdev-provider.h"
 #include "openvswitch/dynamic-string.h"
+#include "openvswitch/hmap.h"
 #include "openvswitch/list.h"
 #include "openvswitch/vlog.h"
 #include "ovs-atomic.h"
@@ -49,6 +52,7 @@
 #include "packets.h"
 #include "openvswitch/poll-loop.h"
 #include "smap.h"
+#include "sset.h"
 #include "timeval.h"
 #include "unixctl.h"
 #include "util.h"
@@ -62,6 +66,7 @@ COVERAGE_DEFINE(vhost_client_vring_state);
 COVERAGE_DEFINE(vhost_client_mempool_create);
 COVERAGE_DEFINE(vhost_client_tx_copy);
 COVERAGE_DEFINE(vhost_client_tx_contention);
+COVERAGE_DEFINE(vhost_client_qos_change);
 
 /* Port types:
  *
@@ -109,12 +114,15 @@ COVERAGE_DEFINE(vhost_client_tx_contention);
 #define VHOST_MP_MBUFS_PER_RXQ 2048
 #define VHOST_MP_CACHE 256
 
-/* Our own counters, beyond struct netdev_stats, as custom statistics. */
-#define VHOST_CUSTOM_STATS                      \
-    VHOST_CUSTOM_STAT(tx_retries)               \
-    VHOST_CUSTOM_STAT(tx_failure_drops)         \
-    VHOST_CUSTOM_STAT(tx_mtu_exceeded_drops)    \
-    VHOST_CUSTOM_STAT(tx_disconnected_drops)
+/* Our own counters, beyond struct netdev_stats, as custom statistics
+ * named "ovs_<NAME>": each is counted by the rx or the tx queues. */
+#define VHOST_CUSTOM_STATS                          \
+    VHOST_CUSTOM_STAT(tx, tx_retries)               \
+    VHOST_CUSTOM_STAT(tx, tx_failure_drops)         \
+    VHOST_CUSTOM_STAT(tx, tx_mtu_exceeded_drops)    \
+    VHOST_CUSTOM_STAT(tx, tx_qos_drops)             \
+    VHOST_CUSTOM_STAT(rx, rx_qos_drops)             \
+    VHOST_CUSTOM_STAT(tx, tx_disconnected_drops)
 
 /* Counters of one queue.  Each is written by the one thread that polls
  * (rx) or sends on (tx) the queue; other threads only read them. */
@@ -122,7 +130,7 @@ struct vhost_queue_stats {
     uint64_t packets;
     uint64_t bytes;
     uint64_t dropped;
-#define VHOST_CUSTOM_STAT(NAME) uint64_t NAME;
+#define VHOST_CUSTOM_STAT(DIR, NAME) uint64_t NAME;
     VHOST_CUSTOM_STATS
 #undef VHOST_CUSTOM_STAT
 };
@@ -141,10 +149,90 @@ struct vhost_txq_state {
     );
 };
 
+/* QoS.
+ *
+ * Ingress policing (Interface ingress_policing_*) meters what the guest
+ * sends; egress QoS (Port qos, types "egress-policer" and "trtcm-policer")
+ * meters what we send to it.  Meters count IP bytes: a packet's length
+ * without its Ethernet header.
+ *
+ * Each is an immutable configuration plus meter state, published to the
+ * PMD threads with RCU and replaced whole when the configuration changes.
+ * The meters are shared by every thread that polls or sends on the port,
+ * under the object's spinlock, taken once per burst. */
+struct vhost_srtcm {
+    struct rte_meter_srtcm_profile profile;
+    struct rte_meter_srtcm meter;
+};
+
+struct vhost_policer {
+    rte_spinlock_t lock;
+    bool by_bytes;                 /* ingress_policing_rate. */
+    bool by_pkts;                  /* ingress_policing_kpkts_rate. */
+    struct vhost_srtcm bytes;
+    struct vhost_srtcm pkts;       /* One token per packet. */
+};
+
+/* What an operator set: kbits and kpkts per second and bursts in kbits and
+ * kpkts, as netdev_set_policing() passes them. */
+struct vhost_policing_conf {
+    uint32_t kbits_rate, kbits_burst, kpkts_rate, kpkts_burst;
+};
+
+/* Rates in bytes per second, bursts in bytes (QoS and Queue other_config
+ * keys cir, cbs, eir, ebs). */
+struct vhost_rates {
+    uint64_t cir, cbs, eir, ebs;
+};
+
+enum vhost_qos_type {
+    VHOST_QOS_NONE,
+    VHOST_QOS_EGRESS_POLICER,      /* srTCM on cir/cbs, green passes. */
+    VHOST_QOS_TRTCM_POLICER,       /* RFC 4115 per queue, then per port. */
+};
+
+static const char *const vhost_qos_names[] = {
+    [VHOST_QOS_NONE] = "",
+    [VHOST_QOS_EGRESS_POLICER] = "egress-policer",
+    [VHOST_QOS_TRTCM_POLICER] = "trtcm-policer",
+};
+
+struct vhost_trtcm {
+    struct rte_meter_trtcm_rfc4115_profile profile;
+    struct rte_meter_trtcm_rfc4115 meter;
+};
+
+/* A trtcm-policer queue.  Packets choose one by their skb_priority (the
+ * OpenFlow set_queue action); those with no such queue use queue 0. */
+struct vhost_qos_queue {
+    struct hmap_node node;         /* By hash of 'id'. */
+    uint32_t id;
+    struct vhost_rates rates;
+    struct vhost_trtcm trtcm;
+    uint64_t tx_packets, tx_bytes, tx_errors;   /* Under the QoS lock. */
+    long long int created;
+};
+
+struct vhost_qos {
+    rte_spinlock_t lock;
+    enum vhost_qos_type type;
+    struct vhost_rates rates;
+    struct vhost_srtcm srtcm;      /* egress-policer. */
+    struct vhost_trtcm trtcm;      /* trtcm-policer, port level. */
+    struct hmap queues;            /* trtcm-policer: vhost_qos_queue. */
+};
+
 /* Guards every port's control state and 'vhost_devs'.  Never held across
  * rte_vhost_driver_*() calls: DPDK calls back into us from them, and its
  * reconnect thread calls new_connection() with its own lock held. */
 static struct ovs_mutex vhost_mutex = OVS_MUTEX_INITIALIZER;
+
+/* Serializes reads of librte_vhost's per-vring counters with the end of a
+ * connection, which folds them into the port's totals before DPDK frees
+ * them.  Never taken together with 'vhost_mutex': reading the counters
+ * takes the vrings' locks, which DPDK holds while it calls new_device()
+ * and destroy_device(), which take 'vhost_mutex'. */
+static struct ovs_mutex vhost_stats_mutex = OVS_MUTEX_INITIALIZER;
 
 /* One port.
  *
@@ -174,6 +262,8 @@ struct netdev_vhost {
     uint32_t max_frame_len;
     atomic_bool admin_up;
     atomic_int tx_retries_max;
+    OVSRCU_TYPE(struct vhost_policer *) policer;
+    OVSRCU_TYPE(struct vhost_qos *) qos;
 
     /* Vring enable state of the current connection. */
     atomic_uint64_t rx_enabled[VHOST_QP_WORDS];
@@ -184,7 +274,7 @@ struct netdev_vhost {
     struct ovs_list list_node OVS_GUARDED_BY(vhost_mutex);
     char *path OVS_GUARDED_BY(vhost_mutex);      /* Configured. */
     char *reg_path OVS_GUARDED_BY(vhost_mutex);  /* Registered. */
-    int conn_vid OVS_GUARDED_BY(vhost_mutex);    /* Connection, or -1. */
+    atomic_int conn_vid;          /* Connection, or -1; set under mutex. */
     int req_vid OVS_GUARDED_BY(vhost_mutex);     /* Ready device, or -1. */
     int req_n_rxq OVS_GUARDED_BY(vhost_mutex);
     int req_n_txq OVS_GUARDED_BY(vhost_mutex);
@@ -199,6 +289,14 @@ struct netdev_vhost {
     struct vhost_queue_stats base_tx OVS_GUARDED_BY(vhost_mutex);
     uint64_t connects OVS_GUARDED_BY(vhost_mutex);
     long long int reannounce_at OVS_GUARDED_BY(vhost_mutex);
+    struct vhost_policing_conf policing OVS_GUARDED_BY(vhost_mutex);
+    char *mtu_error OVS_GUARDED_BY(vhost_mutex);  /* Last refused MTU. */
+    char *qos_error OVS_GUARDED_BY(vhost_mutex);  /* Last refused QoS. */
+
+    /* Per-vring counters that librte_vhost keeps for the connection, and
+     * their totals over the connections that ended. */
+    uint64_t *vring_base OVS_GUARDED_BY(vhost_stats_mutex);
+    int n_vring_base OVS_GUARDED_BY(vhost_stats_mutex);   /* Vrings. */
 };
 
 struct netdev_rxq_vhost {
@@ -223,6 +321,12 @@ static struct ovs_list mp_garbage OVS_GUARDED_BY(vhost_mutex)
 static char *vhost_sock_dir;
 static bool vhost_iommu_enabled;
 static bool vhost_postcopy_enabled;
+
+static void vhost_policer_replace(struct netdev_vhost *,
+                                  struct vhost_policer *)
+    OVS_REQUIRES(vhost_mutex);
+static void vhost_qos_replace(struct netdev_vhost *, struct vhost_qos *)
+    OVS_REQUIRES(vhost_mutex);
 
 static struct netdev_vhost *
 netdev_vhost_cast(const struct netdev *netdev)
@@ -291,6 +395,30 @@ vid_dev_set(int vid, struct netdev_vhost *dev)
     if (vid >= 0 && vid < VHOST_MAX_VID) {
         atomic_store_explicit(&vid_devs[vid], dev, memory_order_release);
     }
+}
+
+static int
+vhost_conn_vid(const struct netdev_vhost *dev)
+{
+    int vid;
+
+    atomic_read_relaxed(&CONST_CAST(struct netdev_vhost *, dev)->conn_vid,
+                        &vid);
+    return vid;
+}
+
+/* After rte_vhost_driver_unregister(), which destroys the connection
+ * without telling destroy_connection(). */
+static void
+vhost_forget_connection(struct netdev_vhost *dev)
+    OVS_REQUIRES(vhost_mutex)
+{
+    int vid = vhost_conn_vid(dev);
+
+    if (vid >= 0 && vid_dev_get(vid) == dev) {
+        vid_dev_set(vid, NULL);
+    }
+    atomic_store_relaxed(&dev->conn_vid, -1);
 }
 
 static struct netdev_vhost *
@@ -429,7 +557,7 @@ new_connection(int vid)
     ovs_mutex_lock(&vhost_mutex);
     dev = vhost_find_by_reg_path(path);
     if (dev) {
-        dev->conn_vid = vid;
+        atomic_store_relaxed(&dev->conn_vid, vid);
         qp_map_clear(dev->rx_enabled);
         qp_map_clear(dev->tx_enabled);
         qp_map_clear(dev->tx_seen);
@@ -526,31 +654,42 @@ destroy_device(int vid)
     }
 }
 
+static void vhost_vring_stats_fold(struct netdev_vhost *)
+    OVS_REQUIRES(vhost_stats_mutex);
+
 static void
 destroy_connection(int vid)
-    OVS_EXCLUDED(vhost_mutex)
+    OVS_EXCLUDED(vhost_mutex, vhost_stats_mutex)
 {
-    struct netdev_vhost *dev;
+    struct netdev_vhost *dev = vid_dev_get(vid);
+
+    if (!dev) {
+        return;
+    }
+
+    /* DPDK frees the connection's per-vring counters when we return: add
+     * them to the port's totals.  Readers find the connection through
+     * 'vid_devs', so it leaves there at the same time. */
+    ovs_mutex_lock(&vhost_stats_mutex);
+    vhost_vring_stats_fold(dev);
+    vid_dev_set(vid, NULL);
+    ovs_mutex_unlock(&vhost_stats_mutex);
 
     ovs_mutex_lock(&vhost_mutex);
-    dev = vid_dev_get(vid);
-    if (dev) {
-        vid_dev_set(vid, NULL);
-        dev->conn_vid = -1;
-        dev->req_vid = -1;
-        qp_map_clear(dev->rx_enabled);
-        qp_map_clear(dev->tx_enabled);
-        qp_map_clear(dev->tx_seen);
-        /* Back to one queue until the next guest says otherwise. */
-        if (dev->req_n_rxq != 1) {
-            dev->req_n_rxq = 1;
-            netdev_request_reconfigure(&dev->up);
-        }
-        VLOG_INFO("%s: vhost-user connection closed%s", vhost_name(dev),
-                  !dev->reg_path ? ""
-                  : dev->server ? "; waiting for a new one"
-                  : "; reconnecting");
+    atomic_store_relaxed(&dev->conn_vid, -1);
+    dev->req_vid = -1;
+    qp_map_clear(dev->rx_enabled);
+    qp_map_clear(dev->tx_enabled);
+    qp_map_clear(dev->tx_seen);
+    /* Back to one queue until the next guest says otherwise. */
+    if (dev->req_n_rxq != 1) {
+        dev->req_n_rxq = 1;
+        netdev_request_reconfigure(&dev->up);
     }
+    VLOG_INFO("%s: vhost-user connection closed%s", vhost_name(dev),
+              !dev->reg_path ? ""
+              : dev->server ? "; waiting for a new one"
+              : "; reconnecting");
     ovs_mutex_unlock(&vhost_mutex);
 }
 
@@ -637,7 +776,8 @@ static int
 vhost_register(const char *path, bool server)
     OVS_EXCLUDED(vhost_mutex)
 {
-    uint64_t flags = RTE_VHOST_USER_LINEARBUF_SUPPORT;
+    uint64_t flags = (RTE_VHOST_USER_LINEARBUF_SUPPORT
+                      | RTE_VHOST_USER_NET_STATS_ENABLE);
     const char *step;
     int err;
 
@@ -769,7 +909,7 @@ vhost_stats_add(struct vhost_queue_stats *dst,
     dst->packets += src->packets;
     dst->bytes += src->bytes;
     dst->dropped += src->dropped;
-#define VHOST_CUSTOM_STAT(NAME) dst->NAME += src->NAME;
+#define VHOST_CUSTOM_STAT(DIR, NAME) dst->NAME += src->NAME;
     VHOST_CUSTOM_STATS
 #undef VHOST_CUSTOM_STAT
 }
@@ -828,8 +968,11 @@ vhost_construct(struct netdev_vhost *dev, bool server)
         atomic_init(&dev->tx_seen[i], 0);
     }
 
+    atomic_init(&dev->conn_vid, -1);
+    ovsrcu_init(&dev->policer, NULL);
+    ovsrcu_init(&dev->qos, NULL);
+
     ovs_mutex_lock(&vhost_mutex);
-    dev->conn_vid = -1;
     dev->req_vid = -1;
     dev->req_n_rxq = 1;
     dev->req_n_txq = 1;
@@ -876,10 +1019,12 @@ netdev_vhost_destruct(struct netdev *netdev)
     }
 
     ovs_mutex_lock(&vhost_mutex);
-    if (dev->conn_vid >= 0) {
-        vid_dev_set(dev->conn_vid, NULL);
-    }
+    vhost_forget_connection(dev);
     ovs_list_remove(&dev->list_node);
+    vhost_qos_replace(dev, NULL);
+    vhost_policer_replace(dev, NULL);
+    free(dev->mtu_error);
+    free(dev->qos_error);
     vhost_mp_release(dev->mp);
     dev->mp = NULL;
     free(dev->path);
@@ -887,6 +1032,10 @@ netdev_vhost_destruct(struct netdev *netdev)
     free_cacheline(dev->rxqs);
     free_cacheline(dev->txqs);
     ovs_mutex_unlock(&vhost_mutex);
+
+    ovs_mutex_lock(&vhost_stats_mutex);
+    free(dev->vring_base);
+    ovs_mutex_unlock(&vhost_stats_mutex);
 }
 
 /* Checks a vhost-server-path value; returns a positive errno and reports
@@ -985,9 +1134,13 @@ netdev_vhost_set_config(struct netdev *netdev, const struct smap *args,
     dev->reg_path = NULL;
     ovs_mutex_unlock(&vhost_mutex);
 
-    /* The path changed: leave the old socket, then join the new one. */
+    /* The path changed: leave the old socket, then join the new one.  The
+     * old connection's per-vring counters go with it. */
     if (old_reg) {
         vhost_unregister(old_reg, dev->server);
+        ovs_mutex_lock(&vhost_mutex);
+        vhost_forget_connection(dev);
+        ovs_mutex_unlock(&vhost_mutex);
         VLOG_INFO("%s: unregistered vhost-user %s socket %s", name, mode,
                   old_reg);
         free(old_reg);
@@ -1040,6 +1193,12 @@ netdev_vhost_get_config(const struct netdev *netdev, struct smap *args)
     if (dev->path && !dev->server) {
         smap_add(args, "vhost-server-path", dev->path);
     }
+    /* What dpctl/show prints, as for upstream's DPDK ports. */
+    smap_add_format(args, "requested_rx_queues", "%d", dev->req_n_rxq);
+    smap_add_format(args, "configured_rx_queues", "%d", netdev->n_rxq);
+    smap_add_format(args, "requested_tx_queues", "%d", dev->req_n_txq);
+    smap_add_format(args, "configured_tx_queues", "%d", netdev->n_txq);
+    smap_add_format(args, "mtu", "%d", dev->mtu);
     ovs_mutex_unlock(&vhost_mutex);
     atomic_read_relaxed(&dev->tx_retries_max, &retries);
     if (retries != VHOST_TX_RETRIES_DEFAULT) {
@@ -1096,6 +1255,597 @@ netdev_vhost_reconfigure(struct netdev *netdev)
     return 0;
 }
 
+/* QoS: meters. */
+
+static bool
+vhost_srtcm_init(struct vhost_srtcm *m, uint64_t rate, uint64_t burst)
+{
+    struct rte_meter_srtcm_params params = {
+        .cir = rate,
+        .cbs = burst,
+        .ebs = 0,
+    };
+
+    return (!rte_meter_srtcm_profile_config(&m->profile, &params)
+            && !rte_meter_srtcm_config(&m->meter, &m->profile));
+}
+
+static bool
+vhost_trtcm_init(struct vhost_trtcm *m, const struct vhost_rates *r)
+{
+    struct rte_meter_trtcm_rfc4115_params params = {
+        .cir = r->cir,
+        .eir = r->eir,
+        .cbs = r->cbs,
+        .ebs = r->ebs,
+    };
+
+    return (!rte_meter_trtcm_rfc4115_profile_config(&m->profile, &params)
+            && !rte_meter_trtcm_rfc4115_config(&m->meter, &m->profile));
+}
+
+/* What a meter charges for 'm': its IP bytes. */
+static uint32_t
+vhost_meter_len(const struct rte_mbuf *m)
+{
+    return m->pkt_len > ETH_HEADER_LEN ? m->pkt_len - ETH_HEADER_LEN : 0;
+}
+
+/* Ingress policing: keeps the packets among 'pkts[0..n-1]' that conform,
+ * frees the others, and returns how many it kept. */
+static int
+vhost_policer_run(struct vhost_policer *p, struct rte_mbuf **pkts, int n)
+{
+    uint64_t now = rte_rdtsc();
+    int kept = 0;
+
+    rte_spinlock_lock(&p->lock);
+    for (int i = 0; i < n; i++) {
+        struct rte_mbuf *m = pkts[i];
+        bool pass = true;
+
+        if (p->by_bytes) {
+            pass = rte_meter_srtcm_color_blind_check(
+                       &p->bytes.meter, &p->bytes.profile, now,
+                       vhost_meter_len(m)) == RTE_COLOR_GREEN;
+        }
+        if (pass && p->by_pkts) {
+            pass = rte_meter_srtcm_color_blind_check(
+                       &p->pkts.meter, &p->pkts.profile, now, 1)
+                   == RTE_COLOR_GREEN;
+        }
+        if (pass) {
+            pkts[kept++] = m;
+        } else {
+            rte_pktmbuf_free(m);
+        }
+    }
+    rte_spinlock_unlock(&p->lock);
+    return kept;
+}
+
+static struct vhost_qos_queue *
+vhost_qos_queue_find(const struct vhost_qos *qos, uint32_t id)
+{
+    struct vhost_qos_queue *q;
+
+    HMAP_FOR_EACH_WITH_HASH (q, node, hash_int(id, 0), &qos->queues) {
+        if (q->id == id) {
+            return q;
+        }
+    }
+    return NULL;
+}
+
+/* Egress QoS: keeps the packets among 'pkts[0..n-1]' that the policer
+ * lets through, frees the others and subtracts their lengths from
+ * '*bytes'; returns how many it kept. */
+static int
+vhost_qos_run(struct vhost_qos *qos, struct rte_mbuf **pkts, int n,
+              uint64_t *bytes)
+{
+    uint64_t now = rte_rdtsc();
+    int kept = 0;
+
+    rte_spinlock_lock(&qos->lock);
+    for (int i = 0; i < n; i++) {
+        struct rte_mbuf *m = pkts[i];
+        uint32_t len = vhost_meter_len(m);
+        bool pass;
+
+        if (qos->type == VHOST_QOS_EGRESS_POLICER) {
+            pass = rte_meter_srtcm_color_blind_check(
+                       &qos->srtcm.meter, &qos->srtcm.profile, now, len)
+                   == RTE_COLOR_GREEN;
+        } else {
+            const struct dp_packet *pkt
+                = CONTAINER_OF(m, struct dp_packet, mbuf);
+            struct vhost_qos_queue *q
+                = vhost_qos_queue_find(qos, pkt->md.skb_priority);
+            enum rte_color color = RTE_COLOR_GREEN;
+
+            if (!q) {
+                q = vhost_qos_queue_find(qos, 0);
+            }
+            if (q) {
+                color = rte_meter_trtcm_rfc4115_color_blind_check(
+                            &q->trtcm.meter, &q->trtcm.profile, now, len);
+            }
+            color = rte_meter_trtcm_rfc4115_color_aware_check(
+                        &qos->trtcm.meter, &qos->trtcm.profile, now, len,
+                        color);
+            pass = color != RTE_COLOR_RED;
+            if (q) {
+                if (pass) {
+                    q->tx_packets++;
+                    q->tx_bytes += m->pkt_len;
+                } else {
+                    q->tx_errors++;
+                }
+            }
+        }
+        if (pass) {
+            pkts[kept++] = m;
+        } else {
+            *bytes -= m->pkt_len;
+            rte_pktmbuf_free(m);
+        }
+    }
+    rte_spinlock_unlock(&qos->lock);
+    return kept;
+}
+
+/* QoS: configuration. */
+
+static void
+vhost_policer_replace(struct netdev_vhost *dev, struct vhost_policer *new)
+    OVS_REQUIRES(vhost_mutex)
+{
+    struct vhost_policer *old = ovsrcu_get_protected(struct vhost_policer *,
+                                                     &dev->policer);
+
+    ovsrcu_set(&dev->policer, new);
+    if (old) {
+        ovsrcu_postpone(free_cacheline, old);
+    }
+}
+
+static void
+vhost_qos_free(struct vhost_qos *qos)
+{
+    struct vhost_qos_queue *q;
+
+    HMAP_FOR_EACH_POP (q, node, &qos->queues) {
+        free(q);
+    }
+    hmap_destroy(&qos->queues);
+    free_cacheline(qos);
+}
+
+static void
+vhost_qos_replace(struct netdev_vhost *dev, struct vhost_qos *new)
+    OVS_REQUIRES(vhost_mutex)
+{
+    struct vhost_qos *old = ovsrcu_get_protected(struct vhost_qos *,
+                                                 &dev->qos);
+
+    ovsrcu_set(&dev->qos, new);
+    if (old) {
+        ovsrcu_postpone(vhost_qos_free, old);
+    }
+}
+
+static int
+netdev_vhost_set_policing(struct netdev *netdev, uint32_t kbits_rate,
+                          uint32_t kbits_burst, uint32_t kpkts_rate,
+                          uint32_t kpkts_burst)
+{
+    struct netdev_vhost *dev = netdev_vhost_cast(netdev);
+    struct vhost_policing_conf conf = {
+        .kbits_rate = kbits_rate,
+        .kbits_burst = kbits_rate ? kbits_burst : 0,
+        .kpkts_rate = kpkts_rate,
+        .kpkts_burst = kpkts_rate ? kpkts_burst : 0,
+    };
+    struct vhost_policer *p = NULL;
+    int err = 0;
+
+    ovs_mutex_lock(&vhost_mutex);
+    if (!memcmp(&conf, &dev->policing, sizeof conf)) {
+        goto out;
+    }
+    if (kbits_rate || kpkts_rate) {
+        p = xzalloc_cacheline(sizeof *p);
+        rte_spinlock_init(&p->lock);
+        /* A burst of 0 means the defaults: 8000 kbit and 16 kpkts. */
+        if (kbits_rate) {
+            uint64_t burst = kbits_burst ? kbits_burst : 8000;
+
+            p->by_bytes = vhost_srtcm_init(&p->bytes,
+                                           (uint64_t) kbits_rate * 1000 / 8,
+                                           burst * 1000 / 8);
+        }
+        if (kpkts_rate) {
+            uint64_t burst = kpkts_burst ? kpkts_burst : 16;
+
+            p->by_pkts = vhost_srtcm_init(&p->pkts,
+                                          (uint64_t) kpkts_rate * 1000,
+                                          burst * 1000);
+        }
+        if (p->by_bytes != !!kbits_rate || p->by_pkts != !!kpkts_rate) {
+            VLOG_WARN("%s: could not set up the ingress policer",
+                      netdev_get_name(netdev));
+            free_cacheline(p);
+            err = EINVAL;
+            goto out;
+        }
+    }
+    vhost_policer_replace(dev, p);
+    dev->policing = conf;
+    VLOG_INFO("%s: ingress policing %s", netdev_get_name(netdev),
+              p ? "set" : "off");
+out:
+    ovs_mutex_unlock(&vhost_mutex);
+    return err;
+}
+
+static int
+netdev_vhost_get_qos_types(const struct netdev *netdev OVS_UNUSED,
+                           struct sset *types)
+{
+    sset_add(types, vhost_qos_names[VHOST_QOS_EGRESS_POLICER]);
+    sset_add(types, vhost_qos_names[VHOST_QOS_TRTCM_POLICER]);
+    return 0;
+}
+
+/* Returns the enum vhost_qos_type named 'name', or -1. */
+static int
+vhost_qos_type_from_name(const char *name)
+{
+    for (int i = 0; i < ARRAY_SIZE(vhost_qos_names); i++) {
+        if (!strcmp(name, vhost_qos_names[i])) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static int
+netdev_vhost_get_qos_capabilities(const struct netdev *netdev OVS_UNUSED,
+                                  const char *type,
+                                  struct netdev_qos_capabilities *caps)
+{
+    switch (vhost_qos_type_from_name(type)) {
+    case VHOST_QOS_EGRESS_POLICER:
+        caps->n_queues = 0;
+        return 0;
+    case VHOST_QOS_TRTCM_POLICER:
+        caps->n_queues = UINT32_MAX;
+        return 0;
+    default:
+        return EOPNOTSUPP;
+    }
+}
+
+static void
+vhost_rates_to_smap(const struct vhost_rates *r, bool excess,
+                    struct smap *details)
+{
+    smap_add_format(details, "cir", "%"PRIu64, r->cir);
+    smap_add_format(details, "cbs", "%"PRIu64, r->cbs);
+    if (excess) {
+        smap_add_format(details, "eir", "%"PRIu64, r->eir);
+        smap_add_format(details, "ebs", "%"PRIu64, r->ebs);
+    }
+}
+
+static void
+vhost_rates_from_smap(const struct smap *details, bool excess,
+                      struct vhost_rates *r)
+{
+    r->cir = smap_get_ullong(details, "cir", 0);
+    r->cbs = smap_get_ullong(details, "cbs", 0);
+    r->eir = excess ? smap_get_ullong(details, "eir", 0) : 0;
+    r->ebs = excess ? smap_get_ullong(details, "ebs", 0) : 0;
+}
+
+static int
+netdev_vhost_get_qos(const struct netdev *netdev, const char **typep,
+                     struct smap *details)
+{
+    struct netdev_vhost *dev = netdev_vhost_cast(netdev);
+    struct vhost_qos *qos;
+
+    ovs_mutex_lock(&vhost_mutex);
+    qos = ovsrcu_get_protected(struct vhost_qos *, &dev->qos);
+    if (qos) {
+        *typep = vhost_qos_names[qos->type];
+        vhost_rates_to_smap(&qos->rates,
+                            qos->type == VHOST_QOS_TRTCM_POLICER, details);
+    } else {
+        *typep = "";
+    }
+    ovs_mutex_unlock(&vhost_mutex);
+    return 0;
+}
+
+/* Returns a new QoS object of 'type' with port-level 'rates' and, if
+ * 'queues_from' is not null, copies of its queues, counters included; or
+ * NULL if the rates are not valid for 'type'. */
+static struct vhost_qos *
+vhost_qos_create(enum vhost_qos_type type, const struct vhost_rates *rates,
+                 struct vhost_qos *queues_from)
+{
+    struct vhost_qos *qos = xzalloc_cacheline(sizeof *qos);
+    bool ok;
+
+    rte_spinlock_init(&qos->lock);
+    qos->type = type;
+    qos->rates = *rates;
+    hmap_init(&qos->queues);
+    ok = (type == VHOST_QOS_EGRESS_POLICER
+          ? vhost_srtcm_init(&qos->srtcm, rates->cir, rates->cbs)
+          : vhost_trtcm_init(&qos->trtcm, rates));
+    if (!ok) {
+        vhost_qos_free(qos);
+        return NULL;
+    }
+
+    if (queues_from) {
+        const struct vhost_qos_queue *old;
+
+        rte_spinlock_lock(&queues_from->lock);
+        HMAP_FOR_EACH (old, node, &queues_from->queues) {
+            struct vhost_qos_queue *q = xmemdup(old, sizeof *old);
+
+            vhost_trtcm_init(&q->trtcm, &q->rates);
+            hmap_insert(&qos->queues, &q->node, hash_int(q->id, 0));
+        }
+        rte_spinlock_unlock(&queues_from->lock);
+    }
+    return qos;
+}
+
+/* Records (or, with a null 'error', clears) why the QoS configuration was
+ * refused; logs it when it is news. */
+static void
+vhost_set_qos_error(struct netdev_vhost *dev, char *error)
+    OVS_REQUIRES(vhost_mutex)
+{
+    if (error && !nullable_string_is_equal(error, dev->qos_error)) {
+        VLOG_WARN("%s: %s", vhost_name(dev), error);
+    }
+    free(dev->qos_error);
+    dev->qos_error = error;
+}
+
+static int
+netdev_vhost_set_qos(struct netdev *netdev, const char *type_name,
+                     const struct smap *details)
+{
+    struct netdev_vhost *dev = netdev_vhost_cast(netdev);
+    int type = vhost_qos_type_from_name(type_name);
+    struct vhost_qos *old, *new = NULL;
+    struct vhost_rates rates;
+    int err = 0;
+
+    if (type < 0) {
+        return EOPNOTSUPP;
+    }
+    vhost_rates_from_smap(details, type == VHOST_QOS_TRTCM_POLICER, &rates);
+
+    ovs_mutex_lock(&vhost_mutex);
+    old = ovsrcu_get_protected(struct vhost_qos *, &dev->qos);
+    if (old
+        ? old->type == type && !memcmp(&old->rates, &rates, sizeof rates)
+        : type == VHOST_QOS_NONE) {
+        vhost_set_qos_error(dev, NULL);
+        goto out;
+    }
+    if (type != VHOST_QOS_NONE) {
+        new = vhost_qos_create(type, &rates,
+                               old && old->type == type ? old : NULL);
+        if (!new) {
+            /* The previous configuration stays. */
+            vhost_set_qos_error(dev, xasprintf(
+                "QoS type %s refused: %s", type_name,
+                type == VHOST_QOS_EGRESS_POLICER
+                ? "cir and cbs must be positive"
+                : "cir with cbs, or eir with ebs, must be positive"));
+            err = EINVAL;
+            goto out;
+        }
+    }
+    COVERAGE_INC(vhost_client_qos_change);
+    vhost_qos_replace(dev, new);
+    vhost_set_qos_error(dev, NULL);
+    VLOG_INFO("%s: QoS %s", vhost_name(dev), type ? type_name : "off");
+out:
+    ovs_mutex_unlock(&vhost_mutex);
+    return err;
+}
+
+static int
+netdev_vhost_get_queue(const struct netdev *netdev, unsigned int queue_id,
+                       struct smap *details)
+{
+    struct netdev_vhost *dev = netdev_vhost_cast(netdev);
+    const struct vhost_qos_queue *q = NULL;
+    struct vhost_qos *qos;
+
+    ovs_mutex_lock(&vhost_mutex);
+    qos = ovsrcu_get_protected(struct vhost_qos *, &dev->qos);
+    if (qos) {
+        q = vhost_qos_queue_find(qos, queue_id);
+        if (q) {
+            vhost_rates_to_smap(&q->rates, true, details);
+        }
+    }
+    ovs_mutex_unlock(&vhost_mutex);
+    return q ? 0 : ENOENT;
+}
+
+static int
+netdev_vhost_set_queue(struct netdev *netdev, unsigned int queue_id,
+                       const struct smap *details)
+{
+    struct netdev_vhost *dev = netdev_vhost_cast(netdev);
+    struct vhost_qos_queue *q, *old_q;
+    struct vhost_qos *qos, *new;
+    struct vhost_rates rates;
+    struct vhost_trtcm check;
+    int err = 0;
+
+    ovs_mutex_lock(&vhost_mutex);
+    qos = ovsrcu_get_protected(struct vhost_qos *, &dev->qos);
+    if (!qos || qos->type != VHOST_QOS_TRTCM_POLICER) {
+        err = EOPNOTSUPP;
+        goto out;
+    }
+
+    /* The default queue, unless configured, polices like the port. */
+    if (queue_id == 0 && smap_is_empty(details)) {
+        rates = qos->rates;
+    } else {
+        vhost_rates_from_smap(details, true, &rates);
+    }
+    old_q = vhost_qos_queue_find(qos, queue_id);
+    if (old_q && !memcmp(&old_q->rates, &rates, sizeof rates)) {
+        goto out;
+    }
+    if (!vhost_trtcm_init(&check, &rates)) {
+        vhost_set_qos_error(dev, xasprintf(
+            "trtcm-policer queue %u refused: cir with cbs, or eir with ebs, "
+            "must be positive", queue_id));
+        err = EINVAL;
+        goto out;
+    }
+
+    new = vhost_qos_create(qos->type, &qos->rates, qos);
+    q = vhost_qos_queue_find(new, queue_id);
+    if (!q) {
+        q = xzalloc(sizeof *q);
+        q->id = queue_id;
+        q->created = time_msec();
+        hmap_insert(&new->queues, &q->node, hash_int(queue_id, 0));
+    }
+    q->rates = rates;
+    q->trtcm = check;
+    vhost_qos_replace(dev, new);
+    vhost_set_qos_error(dev, NULL);
+out:
+    ovs_mutex_unlock(&vhost_mutex);
+    return err;
+}
+
+static int
+netdev_vhost_delete_queue(struct netdev *netdev, unsigned int queue_id)
+{
+    struct netdev_vhost *dev = netdev_vhost_cast(netdev);
+    struct vhost_qos *qos, *new;
+    struct vhost_qos_queue *q;
+    int err = 0;
+
+    ovs_mutex_lock(&vhost_mutex);
+    qos = ovsrcu_get_protected(struct vhost_qos *, &dev->qos);
+    if (!qos || qos->type != VHOST_QOS_TRTCM_POLICER) {
+        err = EOPNOTSUPP;
+    } else if (vhost_qos_queue_find(qos, queue_id)) {
+        new = vhost_qos_create(qos->type, &qos->rates, qos);
+        q = vhost_qos_queue_find(new, queue_id);
+        hmap_remove(&new->queues, &q->node);
+        free(q);
+        vhost_qos_replace(dev, new);
+    }
+    ovs_mutex_unlock(&vhost_mutex);
+    return err;
+}
+
+static int
+netdev_vhost_get_queue_stats(const struct netdev *netdev,
+                             unsigned int queue_id,
+                             struct netdev_queue_stats *stats)
+{
+    struct netdev_vhost *dev = netdev_vhost_cast(netdev);
+    struct vhost_qos_queue *q = NULL;
+    struct vhost_qos *qos;
+
+    ovs_mutex_lock(&vhost_mutex);
+    qos = ovsrcu_get_protected(struct vhost_qos *, &dev->qos);
+    if (qos) {
+        q = vhost_qos_queue_find(qos, queue_id);
+        if (q) {
+            rte_spinlock_lock(&qos->lock);
+            stats->tx_packets = q->tx_packets;
+            stats->tx_bytes = q->tx_bytes;
+            stats->tx_errors = q->tx_errors;
+            rte_spinlock_unlock(&qos->lock);
+            stats->created = q->created;
+        }
+    }
+    ovs_mutex_unlock(&vhost_mutex);
+    return q ? 0 : ENOENT;
+}
+
+/* A snapshot of the queues, taken when the dump starts. */
+struct vhost_queue_dump {
+    size_t n, i;
+    uint32_t *ids;
+    struct vhost_rates *rates;
+};
+
+static int
+netdev_vhost_queue_dump_start(const struct netdev *netdev, void **statep)
+{
+    struct netdev_vhost *dev = netdev_vhost_cast(netdev);
+    struct vhost_queue_dump *d = xzalloc(sizeof *d);
+    const struct vhost_qos_queue *q;
+    struct vhost_qos *qos;
+
+    ovs_mutex_lock(&vhost_mutex);
+    qos = ovsrcu_get_protected(struct vhost_qos *, &dev->qos);
+    if (qos) {
+        size_t n = hmap_count(&qos->queues);
+
+        d->ids = xmalloc(n * sizeof *d->ids);
+        d->rates = xmalloc(n * sizeof *d->rates);
+        HMAP_FOR_EACH (q, node, &qos->queues) {
+            d->ids[d->n] = q->id;
+            d->rates[d->n++] = q->rates;
+        }
+    }
+    ovs_mutex_unlock(&vhost_mutex);
+    *statep = d;
+    return 0;
+}
+
+static int
+netdev_vhost_queue_dump_next(const struct netdev *netdev OVS_UNUSED,
+                             void *state, unsigned int *queue_id,
+                             struct smap *details)
+{
+    struct vhost_queue_dump *d = state;
+
+    if (d->i >= d->n) {
+        return EOF;
+    }
+    *queue_id = d->ids[d->i];
+    vhost_rates_to_smap(&d->rates[d->i++], true, details);
+    return 0;
+}
+
+static int
+netdev_vhost_queue_dump_done(const struct netdev *netdev OVS_UNUSED,
+                             void *state)
+{
+    struct vhost_queue_dump *d = state;
+
+    free(d->ids);
+    free(d->rates);
+    free(d);
+    return 0;
+}
+
 /* Datapath. */
 
 static struct netdev_rxq *
@@ -1141,6 +1891,7 @@ netdev_vhost_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
     int vid = ovsrcu_index_get(&dev->vid);
     struct rte_mbuf **pkts = (struct rte_mbuf **) batch->packets;
     struct vhost_queue_stats *stats;
+    struct vhost_policer *policer;
     uint16_t vring, n;
     uint64_t bytes = 0;
     bool up;
@@ -1168,6 +1919,18 @@ netdev_vhost_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
     stats = &dev->rxqs[rxq->queue_id].stats;
     stats->packets += n;
     stats->bytes += bytes;
+
+    policer = ovsrcu_get(struct vhost_policer *, &dev->policer);
+    if (OVS_UNLIKELY(policer)) {
+        int kept = vhost_policer_run(policer, pkts, n);
+
+        stats->dropped += n - kept;
+        stats->rx_qos_drops += n - kept;
+        n = kept;
+        if (!n) {
+            return EAGAIN;
+        }
+    }
 
     batch->count = n;
     dp_packet_batch_init_packet_fields(batch);
@@ -1205,9 +1968,10 @@ netdev_vhost_send(struct netdev *netdev, int qid,
     struct rte_mbuf *pkts[NETDEV_MAX_BURST];
     struct vhost_txq_state *txq;
     struct dp_packet *packet;
+    struct vhost_qos *qos;
     int n_pkts = 0, sent = 0, retries = 0, max_retries;
     uint32_t max_len = dev->max_frame_len;
-    uint64_t bytes = 0, mtu_drops = 0, copy_drops = 0;
+    uint64_t bytes = 0, mtu_drops = 0, copy_drops = 0, qos_drops = 0;
     int vring;
     bool up;
 
@@ -1244,6 +2008,11 @@ netdev_vhost_send(struct netdev *netdev, int qid,
         } else {
             COVERAGE_INC(vhost_client_tx_copy);
             m = vhost_copy_to_mbuf(dev->mp, packet);
+            if (m) {
+                /* Keep the queue that egress QoS looks at. */
+                CONTAINER_OF(m, struct dp_packet, mbuf)->md.skb_priority
+                    = packet->md.skb_priority;
+            }
             dp_packet_delete(packet);
             if (OVS_UNLIKELY(!m)) {
                 copy_drops++;
@@ -1257,6 +2026,14 @@ netdev_vhost_send(struct netdev *netdev, int qid,
         }
         bytes += m->pkt_len;
         pkts[n_pkts++] = m;
+    }
+
+    qos = ovsrcu_get(struct vhost_qos *, &dev->qos);
+    if (OVS_UNLIKELY(qos)) {
+        int kept = vhost_qos_run(qos, pkts, n_pkts, &bytes);
+
+        qos_drops = n_pkts - kept;
+        n_pkts = kept;
     }
 
     atomic_read_relaxed(&dev->tx_retries_max, &max_retries);
@@ -1280,10 +2057,13 @@ netdev_vhost_send(struct netdev *netdev, int qid,
 
     txq->stats.packets += sent;
     txq->stats.bytes += bytes;
-    if (OVS_UNLIKELY(sent < n_pkts || mtu_drops || copy_drops || retries)) {
-        txq->stats.dropped += (n_pkts - sent) + mtu_drops + copy_drops;
+    if (OVS_UNLIKELY(sent < n_pkts || mtu_drops || copy_drops || retries
+                     || qos_drops)) {
+        txq->stats.dropped += ((n_pkts - sent) + mtu_drops + copy_drops
+                               + qos_drops);
         txq->stats.tx_failure_drops += (n_pkts - sent) + copy_drops;
         txq->stats.tx_mtu_exceeded_drops += mtu_drops;
+        txq->stats.tx_qos_drops += qos_drops;
         txq->stats.tx_retries += retries;
         if (mtu_drops) {
             VLOG_WARN_RL(&rl, "%s: dropped %"PRIu64" packets longer than "
@@ -1321,12 +2101,129 @@ netdev_vhost_get_carrier_resets(const struct netdev *netdev)
     return connects;
 }
 
+/* Per-vring counters, kept by librte_vhost (RTE_VHOST_USER_NET_STATS_ENABLE)
+ * for each connection.  It names them "<rx|tx>_q<N>_<name>", from our
+ * side: "rx" for the vrings the guest transmits on.  '<name>' is the same
+ * for every vring; these are the names, in DPDK's order. */
+#define VHOST_VRING_STATS_MAX 32
+static char vring_stat_names[VHOST_VRING_STATS_MAX][RTE_VHOST_STATS_NAME_SIZE]
+    OVS_GUARDED_BY(vhost_stats_mutex);
+static int n_vring_stats OVS_GUARDED_BY(vhost_stats_mutex);
+
+/* The per-vring counters that fill struct netdev_stats: the member for
+ * our rx vrings, the member for our tx vrings, DPDK's name.  Undersized
+ * packets count as up to 64 bytes, and DPDK's 1518/1519 boundary stands
+ * for OVS's 1522/1523. */
+#define VHOST_VRING_PORT_STATS                                              \
+    VHOST_VRING_PORT_STAT(multicast, tx_multicast_packets,                  \
+                          "multicast_packets")                              \
+    VHOST_VRING_PORT_STAT(rx_broadcast_packets, tx_broadcast_packets,       \
+                          "broadcast_packets")                              \
+    VHOST_VRING_PORT_STAT(rx_1_to_64_packets, tx_1_to_64_packets,           \
+                          "undersize_packets")                              \
+    VHOST_VRING_PORT_STAT(rx_1_to_64_packets, tx_1_to_64_packets,           \
+                          "size_64_packets")                                \
+    VHOST_VRING_PORT_STAT(rx_65_to_127_packets, tx_65_to_127_packets,       \
+                          "size_65_127_packets")                            \
+    VHOST_VRING_PORT_STAT(rx_128_to_255_packets, tx_128_to_255_packets,     \
+                          "size_128_255_packets")                           \
+    VHOST_VRING_PORT_STAT(rx_256_to_511_packets, tx_256_to_511_packets,     \
+                          "size_256_511_packets")                           \
+    VHOST_VRING_PORT_STAT(rx_512_to_1023_packets, tx_512_to_1023_packets,   \
+                          "size_512_1023_packets")                          \
+    VHOST_VRING_PORT_STAT(rx_1024_to_1522_packets, tx_1024_to_1522_packets, \
+                          "size_1024_1518_packets")                         \
+    VHOST_VRING_PORT_STAT(rx_1523_to_max_packets, tx_1523_to_max_packets,   \
+                          "size_1519_max_packets")
+
+static bool
+vhost_vring_stats_init(int vid)
+    OVS_REQUIRES(vhost_stats_mutex)
+{
+    struct rte_vhost_stat_name names[VHOST_VRING_STATS_MAX];
+    int n;
+
+    if (n_vring_stats) {
+        return true;
+    }
+    n = rte_vhost_vring_stats_get_names(vid, 0, names, ARRAY_SIZE(names));
+    if (n <= 0 || n > VHOST_VRING_STATS_MAX) {
+        return false;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *q = strstr(names[i].name, "_q");
+        const char *rest = q ? strchr(q + 2, '_') : NULL;
+
+        ovs_strlcpy(vring_stat_names[i], rest ? rest + 1 : names[i].name,
+                    sizeof vring_stat_names[i]);
+    }
+    n_vring_stats = n;
+    return true;
+}
+
+/* Returns 'dev''s per-vring counters, those of the connections that ended
+ * plus the live ones, as '*n_vringsp' rows of 'n_vring_stats' values, or
+ * NULL if there are none.  The caller frees them. */
+static uint64_t *
+vhost_vring_stats_read(struct netdev_vhost *dev, int *n_vringsp)
+    OVS_REQUIRES(vhost_stats_mutex)
+{
+    int vid = vhost_conn_vid(dev);
+    int n_live = 0, n;
+    uint64_t *v;
+
+    if (vid >= 0 && vid_dev_get(vid) == dev && vhost_vring_stats_init(vid)) {
+        n_live = MIN(rte_vhost_get_vring_num(vid), 2 * VHOST_MAX_QUEUE_PAIRS);
+    }
+    n = MAX(n_live, dev->n_vring_base);
+    *n_vringsp = n_vring_stats ? n : 0;
+    if (!*n_vringsp) {
+        return NULL;
+    }
+
+    v = xcalloc(n * n_vring_stats, sizeof *v);
+    if (dev->n_vring_base) {
+        memcpy(v, dev->vring_base,
+               dev->n_vring_base * n_vring_stats * sizeof *v);
+    }
+    for (int vring = 0; vring < n_live; vring++) {
+        struct rte_vhost_stat st[VHOST_VRING_STATS_MAX];
+
+        if (rte_vhost_vring_stats_get(vid, vring, st, n_vring_stats)
+            != n_vring_stats) {
+            continue;
+        }
+        for (int i = 0; i < n_vring_stats; i++) {
+            if (st[i].id < n_vring_stats) {
+                v[vring * n_vring_stats + st[i].id] += st[i].value;
+            }
+        }
+    }
+    return v;
+}
+
+static void
+vhost_vring_stats_fold(struct netdev_vhost *dev)
+    OVS_REQUIRES(vhost_stats_mutex)
+{
+    int n;
+    uint64_t *v = vhost_vring_stats_read(dev, &n);
+
+    if (v) {
+        free(dev->vring_base);
+        dev->vring_base = v;
+        dev->n_vring_base = n;
+    }
+}
+
 static int
 netdev_vhost_get_stats(const struct netdev *netdev,
                        struct netdev_stats *stats)
 {
     struct netdev_vhost *dev = netdev_vhost_cast(netdev);
     struct vhost_queue_stats rx, tx;
+    uint64_t *v;
+    int n_vrings;
 
     ovs_mutex_lock(&vhost_mutex);
     vhost_sum_stats(dev, &rx, &tx);
@@ -1340,6 +2237,32 @@ netdev_vhost_get_stats(const struct netdev *netdev,
     stats->tx_bytes = tx.bytes;
     stats->tx_dropped = tx.dropped;
     stats->tx_errors = 0;
+
+    ovs_mutex_lock(&vhost_stats_mutex);
+    v = vhost_vring_stats_read(dev, &n_vrings);
+    if (v) {
+#define VHOST_VRING_PORT_STAT(RX, TX, NAME) stats->RX = stats->TX = 0;
+        VHOST_VRING_PORT_STATS
+#undef VHOST_VRING_PORT_STAT
+        for (int vring = 0; vring < n_vrings; vring++) {
+            const uint64_t *row = &v[vring * n_vring_stats];
+
+            for (int i = 0; i < n_vring_stats; i++) {
+#define VHOST_VRING_PORT_STAT(RX, TX, NAME)                     \
+                if (!strcmp(vring_stat_names[i], NAME)) {       \
+                    if (vring % 2) {                            \
+                        stats->RX += row[i];                    \
+                    } else {                                    \
+                        stats->TX += row[i];                    \
+                    }                                           \
+                }
+                VHOST_VRING_PORT_STATS
+#undef VHOST_VRING_PORT_STAT
+            }
+        }
+        free(v);
+    }
+    ovs_mutex_unlock(&vhost_stats_mutex);
     return 0;
 }
 
@@ -1349,22 +2272,46 @@ netdev_vhost_get_custom_stats(const struct netdev *netdev,
 {
     struct netdev_vhost *dev = netdev_vhost_cast(netdev);
     struct vhost_queue_stats rx, tx;
+    uint64_t *v;
+    int n_vrings;
     int i = 0;
 
     ovs_mutex_lock(&vhost_mutex);
     vhost_sum_stats(dev, &rx, &tx);
     ovs_mutex_unlock(&vhost_mutex);
 
-#define VHOST_CUSTOM_STAT(NAME) + 1
+    ovs_mutex_lock(&vhost_stats_mutex);
+    v = vhost_vring_stats_read(dev, &n_vrings);
+
+#define VHOST_CUSTOM_STAT(DIR, NAME) + 1
     custom->size = 0 VHOST_CUSTOM_STATS;
 #undef VHOST_CUSTOM_STAT
+    custom->size += n_vrings * n_vring_stats;
     custom->counters = xcalloc(custom->size, sizeof *custom->counters);
-#define VHOST_CUSTOM_STAT(NAME)                                     \
+#define VHOST_CUSTOM_STAT(DIR, NAME)                                \
     ovs_strlcpy(custom->counters[i].name, "ovs_" #NAME,             \
                 NETDEV_CUSTOM_STATS_NAME_SIZE);                     \
-    custom->counters[i++].value = tx.NAME;
+    custom->counters[i++].value = DIR.NAME;
     VHOST_CUSTOM_STATS
 #undef VHOST_CUSTOM_STAT
+
+    /* rx_q0_*, tx_q0_*, rx_q1_*, ...: our rx first in each queue pair. */
+    for (int qp = 0; qp < n_vrings / 2; qp++) {
+        for (int dir = 0; dir < 2; dir++) {
+            int vring = dir ? VHOST_GUEST_RX_VRING(qp)
+                            : VHOST_GUEST_TX_VRING(qp);
+
+            for (int k = 0; k < n_vring_stats; k++) {
+                snprintf(custom->counters[i].name,
+                         NETDEV_CUSTOM_STATS_NAME_SIZE, "%s_q%d_%s",
+                         dir ? "tx" : "rx", qp, vring_stat_names[k]);
+                custom->counters[i++].value = v[vring * n_vring_stats + k];
+            }
+        }
+    }
+    ovs_mutex_unlock(&vhost_stats_mutex);
+    custom->size = i;
+    free(v);
     return 0;
 }
 
@@ -1380,6 +2327,23 @@ vhost_put_status(const struct netdev_vhost *dev, struct smap *args)
         smap_add(args, "socket", dev->path);
     } else {
         smap_add(args, "reason", "options:vhost-server-path is not set");
+    }
+    if ((dev->mtu_error && netdev_mtu_is_user_config(
+                                CONST_CAST(struct netdev *, &dev->up)))
+        || dev->qos_error) {
+        struct ds error = DS_EMPTY_INITIALIZER;
+
+        if (dev->mtu_error
+            && netdev_mtu_is_user_config(CONST_CAST(struct netdev *,
+                                                    &dev->up))) {
+            ds_put_cstr(&error, dev->mtu_error);
+        }
+        if (dev->qos_error) {
+            ds_put_format(&error, "%s%s", error.length ? "; " : "",
+                          dev->qos_error);
+        }
+        smap_add(args, "error", ds_cstr(&error));
+        ds_destroy(&error);
     }
     smap_add_format(args, "numa", "%d", dev->numa);
     smap_add_format(args, "n_rxq", "%d", dev->up.n_rxq);
@@ -1431,12 +2395,25 @@ netdev_vhost_set_mtu(struct netdev *netdev, int mtu)
     struct netdev_vhost *dev = netdev_vhost_cast(netdev);
 
     if (mtu < VHOST_MTU_MIN || mtu > VHOST_MTU_MAX) {
+        /* The bridge only logs a failure here: the status column tells
+         * the operator too, until a valid MTU or none is requested. */
         VLOG_WARN("%s: unsupported MTU %d (from %d to %d)",
                   netdev_get_name(netdev), mtu, VHOST_MTU_MIN, VHOST_MTU_MAX);
+        ovs_mutex_lock(&vhost_mutex);
+        free(dev->mtu_error);
+        dev->mtu_error = xasprintf("unsupported MTU %d: must be from %d to "
+                                   "%d", mtu, VHOST_MTU_MIN, VHOST_MTU_MAX);
+        ovs_mutex_unlock(&vhost_mutex);
+        netdev_change_seq_changed(netdev);
         return EINVAL;
     }
 
     ovs_mutex_lock(&vhost_mutex);
+    if (dev->mtu_error) {
+        free(dev->mtu_error);
+        dev->mtu_error = NULL;
+        netdev_change_seq_changed(netdev);
+    }
     if (dev->req_mtu != mtu) {
         dev->req_mtu = mtu;
         netdev_request_reconfigure(netdev);
@@ -1543,7 +2520,7 @@ vhost_show_port(struct ds *reply, const struct netdev_vhost *dev)
     smap_destroy(&status);
 
     ds_put_format(reply, "  vid: %d\n  connects: %"PRIu64"\n",
-                  dev->conn_vid, dev->connects);
+                  vhost_conn_vid(dev), dev->connects);
     ds_put_format(reply, "  mtu: %d\n", dev->mtu);
     if (dev->mp) {
         ds_put_format(reply, "  mempool: %s, %u mbufs, %u in use\n",
@@ -1567,8 +2544,8 @@ vhost_show_port(struct ds *reply, const struct netdev_vhost *dev)
                   "%"PRIu64" dropped\n", rx.packets, rx.bytes, rx.dropped);
     ds_put_format(reply, "  tx: %"PRIu64" packets, %"PRIu64" bytes, "
                   "%"PRIu64" dropped\n", tx.packets, tx.bytes, tx.dropped);
-#define VHOST_CUSTOM_STAT(NAME) \
-    ds_put_format(reply, "  %s: %"PRIu64"\n", #NAME, tx.NAME);
+#define VHOST_CUSTOM_STAT(DIR, NAME) \
+    ds_put_format(reply, "  %s: %"PRIu64"\n", #NAME, DIR.NAME);
     VHOST_CUSTOM_STATS
 #undef VHOST_CUSTOM_STAT
 }
@@ -1598,6 +2575,90 @@ vhost_unixctl_show(struct unixctl_conn *conn, int argc, const char *argv[],
     ds_destroy(&reply);
 }
 
+/* vhost-client/set-admin-state [PORT] up|down: what
+ * netdev-dpdk/set-admin-state does for upstream's ports. */
+static void
+vhost_unixctl_set_admin_state(struct unixctl_conn *conn, int argc,
+                              const char *argv[], void *aux OVS_UNUSED)
+{
+    const char *state = argv[argc - 1];
+    struct netdev_vhost *dev;
+    bool up, found = false;
+
+    if (!strcasecmp(state, "up")) {
+        up = true;
+    } else if (!strcasecmp(state, "down")) {
+        up = false;
+    } else {
+        unixctl_command_reply_error(conn, "Invalid Admin State");
+        return;
+    }
+
+    ovs_mutex_lock(&vhost_mutex);
+    LIST_FOR_EACH (dev, list_node, &vhost_devs) {
+        if (argc > 2 && strcmp(argv[1], vhost_name(dev))) {
+            continue;
+        }
+        found = true;
+        if (up != !!(dev->flags & NETDEV_UP)) {
+            dev->flags ^= NETDEV_UP;
+            atomic_store_relaxed(&dev->admin_up, up);
+            netdev_change_seq_changed(&dev->up);
+        }
+    }
+    ovs_mutex_unlock(&vhost_mutex);
+
+    if (argc > 2 && !found) {
+        unixctl_command_reply_error(conn, "Not a vhost-user port or no such "
+                                    "port");
+    } else {
+        unixctl_command_reply(conn, "OK");
+    }
+}
+
+/* vhost-client/get-mempool-info [PORT]: rte_mempool_dump() of the port's
+ * mempool, or of every port's. */
+static void
+vhost_unixctl_get_mempool_info(struct unixctl_conn *conn, int argc,
+                               const char *argv[], void *aux OVS_UNUSED)
+{
+    struct netdev_vhost *dev;
+    bool found = false;
+    size_t size = 0;
+    char *buf = NULL;
+    FILE *stream;
+
+    stream = open_memstream(&buf, &size);
+    if (!stream) {
+        unixctl_command_reply_error(conn, ovs_strerror(errno));
+        return;
+    }
+
+    ovs_mutex_lock(&vhost_mutex);
+    LIST_FOR_EACH (dev, list_node, &vhost_devs) {
+        if (argc > 1 && strcmp(argv[1], vhost_name(dev))) {
+            continue;
+        }
+        found = true;
+        fprintf(stream, "%s:\n", vhost_name(dev));
+        if (dev->mp) {
+            rte_mempool_dump(stream, dev->mp);
+        } else {
+            fprintf(stream, "  no mempool: no guest has connected yet\n");
+        }
+    }
+    ovs_mutex_unlock(&vhost_mutex);
+    fclose(stream);
+
+    if (argc > 1 && !found) {
+        unixctl_command_reply_error(conn, "Not a vhost-user port or no such "
+                                    "port");
+    } else {
+        unixctl_command_reply(conn, buf);
+    }
+    free(buf);
+}
+
 static int
 netdev_vhost_class_init(void)
 {
@@ -1606,6 +2667,11 @@ netdev_vhost_class_init(void)
     if (ovsthread_once_start(&once)) {
         unixctl_command_register("vhost-client/show", "[port]", 0, 1,
                                  vhost_unixctl_show, NULL);
+        unixctl_command_register("vhost-client/set-admin-state",
+                                 "[port] up|down", 1, 2,
+                                 vhost_unixctl_set_admin_state, NULL);
+        unixctl_command_register("vhost-client/get-mempool-info", "[port]",
+                                 0, 1, vhost_unixctl_get_mempool_info, NULL);
         ovsthread_once_done(&once);
     }
     return 0;
@@ -1640,7 +2706,19 @@ netdev_vhost_class_init(void)
     .rxq_destruct = netdev_vhost_rxq_destruct,                  \
     .rxq_dealloc = netdev_vhost_rxq_dealloc,                    \
     .rxq_enabled = netdev_vhost_rxq_enabled,                    \
-    .rxq_recv = netdev_vhost_rxq_recv
+    .rxq_recv = netdev_vhost_rxq_recv,                          \
+    .set_policing = netdev_vhost_set_policing,                  \
+    .get_qos_types = netdev_vhost_get_qos_types,                \
+    .get_qos_capabilities = netdev_vhost_get_qos_capabilities,  \
+    .get_qos = netdev_vhost_get_qos,                            \
+    .set_qos = netdev_vhost_set_qos,                            \
+    .get_queue = netdev_vhost_get_queue,                        \
+    .set_queue = netdev_vhost_set_queue,                        \
+    .delete_queue = netdev_vhost_delete_queue,                  \
+    .get_queue_stats = netdev_vhost_get_queue_stats,            \
+    .queue_dump_start = netdev_vhost_queue_dump_start,          \
+    .queue_dump_next = netdev_vhost_queue_dump_next,            \
+    .queue_dump_done = netdev_vhost_queue_dump_done
 
 static const struct netdev_class vhost_client_class = {
     .type = "dpdkvhostuserclient",
