@@ -2320,6 +2320,10 @@ vhost_put_status(const struct netdev_vhost *dev, struct smap *args)
     OVS_REQUIRES(vhost_mutex)
 {
     int vid = ovsrcu_index_get(&dev->vid);
+    /* A refused MTU matters only while mtu_request asks for one. */
+    const char *mtu_error = (netdev_mtu_is_user_config(
+                                 CONST_CAST(struct netdev *, &dev->up))
+                             ? dev->mtu_error : NULL);
 
     smap_add(args, "mode", dev->server ? "server" : "client");
     smap_add(args, "status", vid >= 0 ? "connected" : "disconnected");
@@ -2328,22 +2332,11 @@ vhost_put_status(const struct netdev_vhost *dev, struct smap *args)
     } else {
         smap_add(args, "reason", "options:vhost-server-path is not set");
     }
-    if ((dev->mtu_error && netdev_mtu_is_user_config(
-                                CONST_CAST(struct netdev *, &dev->up)))
-        || dev->qos_error) {
-        struct ds error = DS_EMPTY_INITIALIZER;
-
-        if (dev->mtu_error
-            && netdev_mtu_is_user_config(CONST_CAST(struct netdev *,
-                                                    &dev->up))) {
-            ds_put_cstr(&error, dev->mtu_error);
-        }
-        if (dev->qos_error) {
-            ds_put_format(&error, "%s%s", error.length ? "; " : "",
-                          dev->qos_error);
-        }
-        smap_add(args, "error", ds_cstr(&error));
-        ds_destroy(&error);
+    if (mtu_error || dev->qos_error) {
+        smap_add_format(args, "error", "%s%s%s",
+                        mtu_error ? mtu_error : "",
+                        mtu_error && dev->qos_error ? "; " : "",
+                        dev->qos_error ? dev->qos_error : "");
     }
     smap_add_format(args, "numa", "%d", dev->numa);
     smap_add_format(args, "n_rxq", "%d", dev->up.n_rxq);
@@ -2447,6 +2440,21 @@ netdev_vhost_get_etheraddr(const struct netdev *netdev, struct eth_addr *mac)
     return 0;
 }
 
+/* Also serves vhost-client/set-admin-state. */
+static void
+vhost_update_flags(struct netdev_vhost *dev, enum netdev_flags off,
+                   enum netdev_flags on, enum netdev_flags *old_flagsp)
+    OVS_REQUIRES(vhost_mutex)
+{
+    *old_flagsp = dev->flags;
+    dev->flags |= on;
+    dev->flags &= ~off;
+    if (dev->flags != *old_flagsp) {
+        atomic_store_relaxed(&dev->admin_up, (dev->flags & NETDEV_UP) != 0);
+        netdev_change_seq_changed(&dev->up);
+    }
+}
+
 static int
 netdev_vhost_update_flags(struct netdev *netdev, enum netdev_flags off,
                           enum netdev_flags on, enum netdev_flags *old_flagsp)
@@ -2458,13 +2466,7 @@ netdev_vhost_update_flags(struct netdev *netdev, enum netdev_flags off,
     }
 
     ovs_mutex_lock(&vhost_mutex);
-    *old_flagsp = dev->flags;
-    dev->flags |= on;
-    dev->flags &= ~off;
-    if (dev->flags != *old_flagsp) {
-        atomic_store_relaxed(&dev->admin_up, (dev->flags & NETDEV_UP) != 0);
-        netdev_change_seq_changed(netdev);
-    }
+    vhost_update_flags(dev, off, on, old_flagsp);
     ovs_mutex_unlock(&vhost_mutex);
     return 0;
 }
@@ -2582,6 +2584,7 @@ vhost_unixctl_set_admin_state(struct unixctl_conn *conn, int argc,
                               const char *argv[], void *aux OVS_UNUSED)
 {
     const char *state = argv[argc - 1];
+    enum netdev_flags old_flags;
     struct netdev_vhost *dev;
     bool up, found = false;
 
@@ -2600,11 +2603,8 @@ vhost_unixctl_set_admin_state(struct unixctl_conn *conn, int argc,
             continue;
         }
         found = true;
-        if (up != !!(dev->flags & NETDEV_UP)) {
-            dev->flags ^= NETDEV_UP;
-            atomic_store_relaxed(&dev->admin_up, up);
-            netdev_change_seq_changed(&dev->up);
-        }
+        vhost_update_flags(dev, up ? 0 : NETDEV_UP, up ? NETDEV_UP : 0,
+                           &old_flags);
     }
     ovs_mutex_unlock(&vhost_mutex);
 
