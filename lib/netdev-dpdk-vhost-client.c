@@ -37,6 +37,7 @@
 #include <rte_vhost.h>
 
 #include "coverage.h"
+#include "csum.h"
 #include "dirs.h"
 #include "dp-packet.h"
 #include "fatal-signal.h"
@@ -55,6 +56,7 @@
 #include "sset.h"
 #include "timeval.h"
 #include "unixctl.h"
+#include "userspace-tso.h"
 #include "util.h"
 
 VLOG_DEFINE_THIS_MODULE(netdev_dpdk_vhost_client);
@@ -67,6 +69,8 @@ COVERAGE_DEFINE(vhost_client_mempool_create);
 COVERAGE_DEFINE(vhost_client_tx_copy);
 COVERAGE_DEFINE(vhost_client_tx_contention);
 COVERAGE_DEFINE(vhost_client_qos_change);
+COVERAGE_DEFINE(vhost_client_tx_sw_csum);
+COVERAGE_DEFINE(vhost_client_tx_bad_offload);
 
 /* Port types:
  *
@@ -85,7 +89,19 @@ COVERAGE_DEFINE(vhost_client_qos_change);
  *
  * Global knobs (Open_vSwitch other_config), read when DPDK initialises:
  * vhost-sock-dir (server sockets' directory, relative to the run
- * directory), vhost-iommu-support, vhost-postcopy-support.
+ * directory), vhost-iommu-support, vhost-postcopy-support; and OVS's own
+ * userspace-tso-enable, read when a port registers its socket.
+ *
+ * Offloads.  Without userspace-tso-enable the guest is offered no checksum
+ * offload (and so none of the offloads that need it): it sends complete
+ * packets and receives complete packets.  With it, the guest may send TCP
+ * segments of up to 64 kB and packets with partial TCP/UDP checksums
+ * (librte_vhost marks them with the mbuf tx offload flags, and places
+ * large ones in external buffers), and it receives them when it negotiated
+ * VIRTIO_NET_F_GUEST_TSO4/6 and VIRTIO_NET_F_GUEST_CSUM.  For a guest
+ * without GUEST_CSUM, we complete checksums in software; to a guest
+ * without guest TSO, OVS drops TCP segments larger than its MTU (we offer
+ * no TSO then: OVS 3.1 has no software segmentation).
  */
 #define VHOST_TX_RETRIES_DEFAULT 8
 #define VHOST_TX_RETRIES_MAX 32
@@ -109,9 +125,13 @@ COVERAGE_DEFINE(vhost_client_qos_change);
 #define VHOST_BUF_ALIGN 1024
 
 /* Mempool: enough mbufs for every rx queue's bursts in flight plus what
- * other ports may hold on to; at least this many. */
+ * other ports may hold on to; at least MIN.  A guest with many queues
+ * does not multiply that without bound: one PMD thread polls many of its
+ * queues in turn, and what other ports' tx rings hold does not grow with
+ * our queues (at MAX, 128 queue pairs cost about 50 MB, not 800). */
 #define VHOST_MP_MIN_MBUFS 4096
 #define VHOST_MP_MBUFS_PER_RXQ 2048
+#define VHOST_MP_MAX_MBUFS 16384
 #define VHOST_MP_CACHE 256
 
 /* Our own counters, beyond struct netdev_stats, as custom statistics
@@ -242,9 +262,10 @@ static struct ovs_mutex vhost_stats_mutex = OVS_MUTEX_INITIALIZER;
  *     vhost callbacks requested, what was applied.
  *
  *   - Datapath state read by PMD threads without locks: 'vid' (published
- *     with RCU), 'mp', 'rxqs', 'txqs', 'max_frame_len'.  Apart from 'vid'
- *     these change only in netdev_vhost_reconfigure(), when no PMD thread
- *     polls or sends on the port, or before 'vid' is published.
+ *     with RCU), 'mp', 'rxqs', 'txqs', 'max_frame_len', 'tx_sw_csum' and
+ *     'up.ol_flags'.  Apart from 'vid' these change only in
+ *     netdev_vhost_reconfigure(), when no PMD thread polls or sends on the
+ *     port, or before 'vid' is published.
  *
  *   - Vring enable bits, written by the vring_state_changed callback with
  *     atomics because DPDK calls it with the device's virtqueue locks
@@ -260,6 +281,7 @@ struct netdev_vhost {
     struct vhost_rxq_state *rxqs;       /* up.n_rxq entries. */
     struct vhost_txq_state *txqs;       /* up.n_txq entries. */
     uint32_t max_frame_len;
+    bool tx_sw_csum;                    /* Complete checksums for the guest. */
     atomic_bool admin_up;
     atomic_int tx_retries_max;
     OVSRCU_TYPE(struct vhost_policer *) policer;
@@ -282,7 +304,9 @@ struct netdev_vhost {
     int req_mtu OVS_GUARDED_BY(vhost_mutex);
     int numa OVS_GUARDED_BY(vhost_mutex);        /* Of 'mp'. */
     int mtu OVS_GUARDED_BY(vhost_mutex);
-    uint64_t features OVS_GUARDED_BY(vhost_mutex);
+    uint64_t features OVS_GUARDED_BY(vhost_mutex);       /* Negotiated. */
+    uint64_t offered OVS_GUARDED_BY(vhost_mutex);        /* By our socket. */
+    uint64_t offered_proto OVS_GUARDED_BY(vhost_mutex);  /* Same, protocol. */
     struct eth_addr hwaddr OVS_GUARDED_BY(vhost_mutex);
     enum netdev_flags flags OVS_GUARDED_BY(vhost_mutex);
     struct vhost_queue_stats base_rx OVS_GUARDED_BY(vhost_mutex);
@@ -480,7 +504,8 @@ vhost_mp_create(const struct netdev_vhost *dev, int numa, int mtu,
     priv = sizeof(struct dp_packet) - sizeof(struct rte_mbuf);
     elt = sizeof(struct dp_packet) + data_room;
     priv += ROUND_UP(elt, RTE_CACHE_LINE_SIZE) - elt;
-    n_mbufs = MAX(VHOST_MP_MIN_MBUFS, n_rxq * VHOST_MP_MBUFS_PER_RXQ);
+    n_mbufs = MIN(MAX(VHOST_MP_MIN_MBUFS, n_rxq * VHOST_MP_MBUFS_PER_RXQ),
+                  VHOST_MP_MAX_MBUFS);
     /* Mempools are most efficient at a power of two minus one. */
     n_mbufs = ROUND_UP_POW2(n_mbufs) - 1;
 
@@ -753,6 +778,35 @@ vhost_remap_txqs(struct netdev_vhost *dev, int n_qp)
     }
 }
 
+/* The tx offloads that the datapath may leave to us for a guest that
+ * negotiated 'features': those the guest takes, and checksums, which we
+ * complete for a guest that does not (vhost_tx_sw_csum()). */
+static uint64_t
+vhost_tx_offloads(uint64_t features)
+{
+    const uint64_t tso = ((1ULL << VIRTIO_NET_F_GUEST_CSUM)
+                          | (1ULL << VIRTIO_NET_F_GUEST_TSO4)
+                          | (1ULL << VIRTIO_NET_F_GUEST_TSO6));
+    uint64_t ol;
+
+    if (!userspace_tso_enabled()) {
+        return 0;
+    }
+    ol = (NETDEV_TX_OFFLOAD_IPV4_CKSUM | NETDEV_TX_OFFLOAD_TCP_CKSUM
+          | NETDEV_TX_OFFLOAD_UDP_CKSUM);
+    if ((features & tso) == tso) {
+        ol |= NETDEV_TX_OFFLOAD_TCP_TSO;
+    }
+    return ol;
+}
+
+static bool
+vhost_tx_sw_csum(uint64_t features)
+{
+    return (userspace_tso_enabled()
+            && !(features & (1ULL << VIRTIO_NET_F_GUEST_CSUM)));
+}
+
 static bool
 vhost_try_publish(struct netdev_vhost *dev)
     OVS_REQUIRES(vhost_mutex)
@@ -762,6 +816,8 @@ vhost_try_publish(struct netdev_vhost *dev)
         || dev->req_n_rxq != dev->up.n_rxq
         || dev->req_numa != dev->numa
         || dev->req_mtu != dev->mtu
+        || vhost_tx_offloads(dev->features) != dev->up.ol_flags
+        || vhost_tx_sw_csum(dev->features) != dev->tx_sw_csum
         || netdev_is_reconf_required(&dev->up)) {
         return false;
     }
@@ -773,11 +829,13 @@ vhost_try_publish(struct netdev_vhost *dev)
 /* Socket registration.  Called without 'vhost_mutex': DPDK may call back
  * (new_connection() when the peer is already listening). */
 static int
-vhost_register(const char *path, bool server)
+vhost_register(const char *path, bool server, uint64_t *offered,
+               uint64_t *offered_proto)
     OVS_EXCLUDED(vhost_mutex)
 {
     uint64_t flags = (RTE_VHOST_USER_LINEARBUF_SUPPORT
                       | RTE_VHOST_USER_NET_STATS_ENABLE);
+    uint64_t unsupported;
     const char *step;
     int err;
 
@@ -790,6 +848,17 @@ vhost_register(const char *path, bool server)
     if (vhost_postcopy_enabled) {
         flags |= RTE_VHOST_USER_POSTCOPY_SUPPORT;
     }
+    if (userspace_tso_enabled()) {
+        /* Segments larger than an mbuf go to external buffers. */
+        flags |= RTE_VHOST_USER_EXTBUF_SUPPORT;
+        /* We cannot take UDP fragmentation offload, nor ECN with TSO. */
+        unsupported = ((1ULL << VIRTIO_NET_F_HOST_UFO)
+                       | (1ULL << VIRTIO_NET_F_HOST_ECN));
+    } else {
+        /* No checksum offload, and so none of the offloads that need it:
+         * the guest sends complete packets. */
+        unsupported = 1ULL << VIRTIO_NET_F_CSUM;
+    }
 
     step = "register";
     err = rte_vhost_driver_register(path, flags);
@@ -801,12 +870,15 @@ vhost_register(const char *path, bool server)
     if (err) {
         goto out_unregister;
     }
-    /* No checksum offload (and so none of the offloads that need it):
-     * the guest sends complete packets. */
     step = "set features of";
-    err = rte_vhost_driver_disable_features(path,
-                                            1ULL << VIRTIO_NET_F_CSUM);
+    err = rte_vhost_driver_disable_features(path, unsupported);
     if (err) {
+        goto out_unregister;
+    }
+    step = "get features of";
+    if (rte_vhost_driver_get_features(path, offered)
+        || rte_vhost_driver_get_protocol_features(path, offered_proto)) {
+        err = -1;
         goto out_unregister;
     }
     step = "start";
@@ -979,6 +1051,9 @@ vhost_construct(struct netdev_vhost *dev, bool server)
     dev->numa = dev->req_numa = rte_lcore_to_socket_id(rte_get_main_lcore());
     dev->mtu = dev->req_mtu = VHOST_MTU_DEFAULT;
     dev->max_frame_len = vhost_frame_len(dev->mtu);
+    /* Until a guest says what it takes. */
+    dev->up.ol_flags = vhost_tx_offloads(UINT64_MAX);
+    dev->tx_sw_csum = false;
     dev->flags = NETDEV_UP | NETDEV_PROMISC;
     dev->hwaddr = eth_addr_zero;
     eth_addr_random(&dev->hwaddr);
@@ -1082,6 +1157,7 @@ netdev_vhost_set_config(struct netdev *netdev, const struct smap *args,
     const char *retries_s = smap_get(args, "tx-retries-max");
     const char *mode = dev->server ? "server" : "client";
     int retries = VHOST_TX_RETRIES_DEFAULT;
+    uint64_t offered, offered_proto;
     char *server_path = NULL;
     char *old_reg = NULL;
     const char *path;
@@ -1164,9 +1240,11 @@ netdev_vhost_set_config(struct netdev *netdev, const struct smap *args,
     dev->reg_path = xstrdup(path);
     ovs_mutex_unlock(&vhost_mutex);
 
-    err = vhost_register(path, dev->server);
+    err = vhost_register(path, dev->server, &offered, &offered_proto);
 
     ovs_mutex_lock(&vhost_mutex);
+    dev->offered = err ? 0 : offered;
+    dev->offered_proto = err ? 0 : offered_proto;
     if (err) {
         free(dev->reg_path);
         dev->reg_path = NULL;
@@ -1242,6 +1320,10 @@ netdev_vhost_reconfigure(struct netdev *netdev)
 
     if (dev->req_vid >= 0 && !dev->mp) {
         dev->mp = vhost_mp_create(dev, dev->numa, dev->mtu, dev->up.n_rxq);
+    }
+    if (dev->req_vid >= 0) {
+        netdev->ol_flags = vhost_tx_offloads(dev->features);
+        dev->tx_sw_csum = vhost_tx_sw_csum(dev->features);
     }
     if (dev->req_vid >= 0 && dev->mp) {
         vhost_remap_txqs(dev, dev->req_n_rxq);
@@ -1937,24 +2019,109 @@ netdev_vhost_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
     return 0;
 }
 
-/* Copies 'pkt', which is not an mbuf, into an mbuf from 'mp'. */
+/* Offload requests that a packet may carry to us. */
+#define VHOST_TX_OFFLOAD_MASK (RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_TCP_SEG)
+
+/* Completes the TCP or UDP checksum that the sender of 'p' left partial
+ * (holding the pseudo-header sum) and clears the request. */
+static void
+vhost_csum_complete(struct dp_packet *p)
+{
+    void *l4 = dp_packet_l4(p);
+    bool tcp = dp_packet_hwol_l4_is_tcp(p);
+    ovs_be16 *field = (tcp
+                       ? &((struct tcp_header *) l4)->tcp_csum
+                       : &((struct udp_header *) l4)->udp_csum);
+    uint32_t partial = (dp_packet_hwol_is_ipv4(p)
+                        ? packet_csum_pseudoheader(dp_packet_l3(p))
+                        : packet_csum_pseudoheader6(dp_packet_l3(p)));
+
+    COVERAGE_INC(vhost_client_tx_sw_csum);
+    *field = 0;
+    *field = csum_finish(csum_continue(partial, l4, dp_packet_l4_size(p)));
+    if (!tcp && !*field) {
+        *field = htons(0xffff);
+    }
+    *dp_packet_ol_flags_ptr(p) &= ~RTE_MBUF_F_TX_L4_MASK;
+}
+
+/* Prepares 'p', which asks for checksum or segmentation offload, for the
+ * guest: sets the header lengths and segment size that librte_vhost puts
+ * in the virtio-net header, or completes the checksum here for a guest
+ * that does not take partial ones.  Returns false if 'p' cannot be sent
+ * (no L4 header where its flags say there is one). */
+static bool
+vhost_tx_prep_offload(const struct netdev_vhost *dev, struct dp_packet *p)
+{
+    struct rte_mbuf *m = &p->mbuf;
+    const char *l3 = dp_packet_l3(p);
+    const char *l4 = dp_packet_l4(p);
+
+    if (OVS_UNLIKELY(!l3 || !l4)) {
+        return false;
+    }
+    if (dev->tx_sw_csum) {
+        /* The datapath sends no segments to such a guest. */
+        vhost_csum_complete(p);
+        return true;
+    }
+    m->l2_len = l3 - (const char *) dp_packet_eth(p);
+    m->l3_len = l4 - l3;
+    if (m->ol_flags & RTE_MBUF_F_TX_TCP_SEG) {
+        const struct tcp_header *th = dp_packet_l4(p);
+        int mtu = dev->max_frame_len - VHOST_FRAME_OVERHEAD;
+
+        m->l4_len = TCP_OFFSET(th->tcp_ctl) * 4;
+        m->tso_segsz = mtu - m->l3_len - m->l4_len;
+        m->ol_flags |= RTE_MBUF_F_TX_TCP_CKSUM;
+        if (m->ol_flags & RTE_MBUF_F_TX_IPV4) {
+            m->ol_flags |= RTE_MBUF_F_TX_IP_CKSUM;
+        }
+    }
+    return true;
+}
+
+/* Copies 'pkt', which is not an mbuf, into mbufs from 'mp', chained if it
+ * does not fit in one (TCP segments of up to 64 kB), with its offload
+ * requests. */
 static struct rte_mbuf *
 vhost_copy_to_mbuf(struct rte_mempool *mp, const struct dp_packet *pkt)
 {
+    const char *data = dp_packet_data(pkt);
     uint32_t len = dp_packet_size(pkt);
-    struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
+    struct rte_mbuf *head = NULL, *tail = NULL;
+    uint32_t done = 0;
 
-    if (OVS_UNLIKELY(!m)) {
-        return NULL;
+    do {
+        struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
+        uint32_t chunk;
+
+        if (OVS_UNLIKELY(!m)) {
+            rte_pktmbuf_free(head);
+            return NULL;
+        }
+        chunk = MIN(len - done, rte_pktmbuf_tailroom(m));
+        memcpy(rte_pktmbuf_mtod(m, void *), data + done, chunk);
+        m->data_len = chunk;
+        done += chunk;
+        if (!head) {
+            head = m;
+        } else {
+            tail->next = m;
+            head->nb_segs++;
+        }
+        tail = m;
+    } while (done < len);
+
+    head->pkt_len = len;
+    head->ol_flags = pkt->mbuf.ol_flags & VHOST_TX_OFFLOAD_MASK;
+    if (head->ol_flags) {
+        head->ol_flags |= pkt->mbuf.ol_flags & (RTE_MBUF_F_TX_IPV4
+                                                | RTE_MBUF_F_TX_IPV6
+                                                | RTE_MBUF_F_TX_IP_CKSUM);
+        head->tx_offload = pkt->mbuf.tx_offload;
     }
-    if (OVS_UNLIKELY(rte_pktmbuf_tailroom(m) < len)) {
-        rte_pktmbuf_free(m);
-        return NULL;
-    }
-    memcpy(rte_pktmbuf_mtod(m, void *), dp_packet_data(pkt), len);
-    m->data_len = len;
-    m->pkt_len = len;
-    return m;
+    return head;
 }
 
 /* Sends a burst to the guest.  The guest's rx ring takes copies, so every
@@ -1971,7 +2138,7 @@ netdev_vhost_send(struct netdev *netdev, int qid,
     struct vhost_qos *qos;
     int n_pkts = 0, sent = 0, retries = 0, max_retries;
     uint32_t max_len = dev->max_frame_len;
-    uint64_t bytes = 0, mtu_drops = 0, copy_drops = 0, qos_drops = 0;
+    uint64_t bytes = 0, mtu_drops = 0, fail_drops = 0, qos_drops = 0;
     int vring;
     bool up;
 
@@ -2003,6 +2170,14 @@ netdev_vhost_send(struct netdev *netdev, int qid,
     DP_PACKET_BATCH_FOR_EACH (i, packet, batch) {
         struct rte_mbuf *m;
 
+        if (OVS_UNLIKELY(*dp_packet_ol_flags_ptr(packet)
+                         & VHOST_TX_OFFLOAD_MASK)
+            && !vhost_tx_prep_offload(dev, packet)) {
+            COVERAGE_INC(vhost_client_tx_bad_offload);
+            dp_packet_delete(packet);
+            fail_drops++;
+            continue;
+        }
         if (OVS_LIKELY(packet->source == DPBUF_DPDK)) {
             m = &packet->mbuf;
         } else {
@@ -2015,11 +2190,12 @@ netdev_vhost_send(struct netdev *netdev, int qid,
             }
             dp_packet_delete(packet);
             if (OVS_UNLIKELY(!m)) {
-                copy_drops++;
+                fail_drops++;
                 continue;
             }
         }
-        if (OVS_UNLIKELY(m->pkt_len > max_len)) {
+        if (OVS_UNLIKELY(m->pkt_len > max_len)
+            && !(m->ol_flags & RTE_MBUF_F_TX_TCP_SEG)) {
             mtu_drops++;
             rte_pktmbuf_free(m);
             continue;
@@ -2057,11 +2233,11 @@ netdev_vhost_send(struct netdev *netdev, int qid,
 
     txq->stats.packets += sent;
     txq->stats.bytes += bytes;
-    if (OVS_UNLIKELY(sent < n_pkts || mtu_drops || copy_drops || retries
+    if (OVS_UNLIKELY(sent < n_pkts || mtu_drops || fail_drops || retries
                      || qos_drops)) {
-        txq->stats.dropped += ((n_pkts - sent) + mtu_drops + copy_drops
+        txq->stats.dropped += ((n_pkts - sent) + mtu_drops + fail_drops
                                + qos_drops);
-        txq->stats.tx_failure_drops += (n_pkts - sent) + copy_drops;
+        txq->stats.tx_failure_drops += (n_pkts - sent) + fail_drops;
         txq->stats.tx_mtu_exceeded_drops += mtu_drops;
         txq->stats.tx_qos_drops += qos_drops;
         txq->stats.tx_retries += retries;
@@ -2345,6 +2521,14 @@ vhost_put_status(const struct netdev_vhost *dev, struct smap *args)
         smap_add_format(args, "features", "0x%016"PRIx64, dev->features);
         smap_add_format(args, "num_of_vrings", "%u",
                         rte_vhost_get_vring_num(vid));
+        if (userspace_tso_enabled()) {
+            /* What the guest takes from us as it is. */
+            smap_add(args, "tx_tso_offload",
+                     dev->up.ol_flags & NETDEV_TX_OFFLOAD_TCP_TSO
+                     ? "true" : "false");
+            smap_add(args, "tx_csum_offload",
+                     dev->tx_sw_csum ? "false" : "true");
+        }
     }
 }
 
@@ -2524,6 +2708,9 @@ vhost_show_port(struct ds *reply, const struct netdev_vhost *dev)
     ds_put_format(reply, "  vid: %d\n  connects: %"PRIu64"\n",
                   vhost_conn_vid(dev), dev->connects);
     ds_put_format(reply, "  mtu: %d\n", dev->mtu);
+    ds_put_format(reply, "  offered features: 0x%016"PRIx64", protocol "
+                  "features: 0x%016"PRIx64"\n", dev->offered,
+                  dev->offered_proto);
     if (dev->mp) {
         ds_put_format(reply, "  mempool: %s, %u mbufs, %u in use\n",
                       dev->mp->name, dev->mp->size,

@@ -12,6 +12,8 @@
 # Kernel command line understood by /init:
 #   guest_ip=ADDR/PREFIX   static address for eth0 (default 192.0.2.2/24)
 #   guest_ping=ADDR        optional: ping ADDR once a second and print results
+#   guest_echo=PORT        optional: a TCP echo server on PORT (busybox nc
+#                          running cat), started before the ready line
 # Once eth0 is up, /init prints a line starting with "VHOST-GUEST-READY" on
 # the console, then stays alive.
 #
@@ -140,10 +142,12 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 
 guest_ip=192.0.2.2/24
 guest_ping=
+guest_echo=
 for arg in $(cat /proc/cmdline); do
     case $arg in
         guest_ip=*) guest_ip=${arg#guest_ip=} ;;
         guest_ping=*) guest_ping=${arg#guest_ping=} ;;
+        guest_echo=*) guest_echo=${arg#guest_echo=} ;;
     esac
 done
 
@@ -166,6 +170,10 @@ ip link set lo up
 ip link set eth0 up
 ip addr add $guest_ip dev eth0
 mac=$(cat /sys/class/net/eth0/address)
+if test -n "$guest_echo"; then
+    nc -ll -p $guest_echo -e /bin/cat &
+    echo "guest: TCP echo server on port $guest_echo"
+fi
 echo "VHOST-GUEST-READY ip=$guest_ip mac=$mac"
 
 if test -n "$guest_ping"; then
