@@ -19,8 +19,10 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -71,6 +73,7 @@ COVERAGE_DEFINE(vhost_client_tx_contention);
 COVERAGE_DEFINE(vhost_client_qos_change);
 COVERAGE_DEFINE(vhost_client_tx_sw_csum);
 COVERAGE_DEFINE(vhost_client_tx_bad_offload);
+COVERAGE_DEFINE(vhost_client_socket_kick);
 
 /* Port types:
  *
@@ -313,6 +316,14 @@ struct netdev_vhost {
     struct vhost_queue_stats base_tx OVS_GUARDED_BY(vhost_mutex);
     uint64_t connects OVS_GUARDED_BY(vhost_mutex);
     long long int reannounce_at OVS_GUARDED_BY(vhost_mutex);
+
+    /* Client ports: connecting as soon as the server's socket appears
+     * instead of at DPDK's next reconnection attempt (once a second).
+     * 'kick_at' is the next attempt (LLONG_MAX: none), 'kick_delay' the
+     * back-off after it, 'kick_id' the socket file it is for. */
+    long long int kick_at OVS_GUARDED_BY(vhost_mutex);
+    int kick_delay OVS_GUARDED_BY(vhost_mutex);
+    uint64_t kick_id OVS_GUARDED_BY(vhost_mutex);
     struct vhost_policing_conf policing OVS_GUARDED_BY(vhost_mutex);
     char *mtu_error OVS_GUARDED_BY(vhost_mutex);  /* Last refused MTU. */
     char *qos_error OVS_GUARDED_BY(vhost_mutex);  /* Last refused QoS. */
@@ -340,6 +351,16 @@ struct vhost_mp_garbage {
 };
 static struct ovs_list mp_garbage OVS_GUARDED_BY(vhost_mutex)
     = OVS_LIST_INITIALIZER(&mp_garbage);
+
+/* Watches the directories of client ports' sockets for new sockets.  Used
+ * by the main thread only (set_config, run and wait). */
+static int vhost_inotify_fd = -1;
+static struct sset vhost_watched_dirs = SSET_INITIALIZER(&vhost_watched_dirs);
+
+/* Back-off of the attempts to connect to a socket that appeared but does
+ * not accept yet; after the last, DPDK's reconnection takes over. */
+#define VHOST_KICK_FIRST_MS 5
+#define VHOST_KICK_LAST_MS 640
 
 /* Global knobs, from Open_vSwitch other_config at registration. */
 static char *vhost_sock_dir;
@@ -1055,6 +1076,7 @@ vhost_construct(struct netdev_vhost *dev, bool server)
     dev->up.ol_flags = vhost_tx_offloads(UINT64_MAX);
     dev->tx_sw_csum = false;
     dev->flags = NETDEV_UP | NETDEV_PROMISC;
+    dev->kick_at = LLONG_MAX;
     dev->hwaddr = eth_addr_zero;
     eth_addr_random(&dev->hwaddr);
     eth_addr_mark_random(&dev->hwaddr);
@@ -1111,6 +1133,112 @@ netdev_vhost_destruct(struct netdev *netdev)
     ovs_mutex_lock(&vhost_stats_mutex);
     free(dev->vring_base);
     ovs_mutex_unlock(&vhost_stats_mutex);
+}
+
+/* Watches the directory of client socket 'path' for sockets that appear.
+ * Without the watch, DPDK's reconnection still connects, within a
+ * second. */
+static void
+vhost_watch_dir(const char *path)
+{
+    char *dir = dir_name(path);
+
+    if (vhost_inotify_fd < 0) {
+        vhost_inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (vhost_inotify_fd < 0) {
+            VLOG_WARN("inotify: %s; clients reconnect once a second",
+                      ovs_strerror(errno));
+        }
+    }
+    if (vhost_inotify_fd >= 0 && !sset_contains(&vhost_watched_dirs, dir)) {
+        if (inotify_add_watch(vhost_inotify_fd, dir,
+                              IN_CREATE | IN_MOVED_TO) < 0) {
+            VLOG_WARN("cannot watch %s for vhost-user sockets (%s); ports "
+                      "with sockets there reconnect once a second", dir,
+                      ovs_strerror(errno));
+        } else {
+            sset_add(&vhost_watched_dirs, dir);
+        }
+    }
+    free(dir);
+}
+
+/* Connects client ports whose server socket appeared (or whose back-off
+ * after such an appearance expired) now, by registering their socket
+ * again: DPDK connects at once where its reconnection thread would wait
+ * for its next round. */
+static void
+vhost_kick_clients(void)
+    OVS_EXCLUDED(vhost_mutex)
+{
+    struct netdev_vhost **kick = NULL;
+    size_t n_kick = 0, allocated = 0;
+    struct netdev_vhost *dev;
+    long long int now;
+    bool appeared = false;
+
+    if (vhost_inotify_fd >= 0) {
+        char buf[4096] OVS_ALIGNED_VAR(8);
+
+        while (read(vhost_inotify_fd, buf, sizeof buf) > 0) {
+            appeared = true;
+        }
+    }
+
+    now = time_msec();
+    ovs_mutex_lock(&vhost_mutex);
+    LIST_FOR_EACH (dev, list_node, &vhost_devs) {
+        struct stat st;
+
+        if (dev->server || !dev->reg_path || vhost_conn_vid(dev) >= 0) {
+            dev->kick_at = LLONG_MAX;
+            continue;
+        }
+        if (appeared && !stat(dev->reg_path, &st) && S_ISSOCK(st.st_mode)
+            && hash_2words(st.st_ino, st.st_ctim.tv_nsec) != dev->kick_id) {
+            dev->kick_id = hash_2words(st.st_ino, st.st_ctim.tv_nsec);
+            dev->kick_delay = VHOST_KICK_FIRST_MS;
+            dev->kick_at = now;
+            VLOG_INFO("%s: socket %s appeared: connecting", vhost_name(dev),
+                      dev->reg_path);
+        }
+        if (now >= dev->kick_at) {
+            if (n_kick >= allocated) {
+                kick = x2nrealloc(kick, &allocated, sizeof *kick);
+            }
+            kick[n_kick++] = dev;
+            dev->kick_at = (dev->kick_delay > VHOST_KICK_LAST_MS
+                            ? LLONG_MAX : now + dev->kick_delay);
+            dev->kick_delay *= 2;
+        }
+    }
+    ovs_mutex_unlock(&vhost_mutex);
+
+    /* Ports are destroyed only by this (the main) thread: 'kick' stays
+     * valid, and so does each 'reg_path'. */
+    for (size_t i = 0; i < n_kick; i++) {
+        uint64_t offered, offered_proto;
+        char *path;
+
+        dev = kick[i];
+
+        ovs_mutex_lock(&vhost_mutex);
+        path = xstrdup(dev->reg_path);
+        ovs_mutex_unlock(&vhost_mutex);
+
+        COVERAGE_INC(vhost_client_socket_kick);
+        vhost_unregister(path, false);
+        if (vhost_register(path, false, &offered, &offered_proto)) {
+            ovs_mutex_lock(&vhost_mutex);
+            free(dev->reg_path);
+            dev->reg_path = NULL;
+            dev->kick_at = LLONG_MAX;
+            ovs_mutex_unlock(&vhost_mutex);
+            netdev_change_seq_changed(&dev->up);
+        }
+        free(path);
+    }
+    free(kick);
 }
 
 /* Checks a vhost-server-path value; returns a positive errno and reports
@@ -1254,6 +1382,9 @@ netdev_vhost_set_config(struct netdev *netdev, const struct smap *args,
         VLOG_INFO("%s: registered vhost-user %s socket %s", name, mode, path);
     }
     ovs_mutex_unlock(&vhost_mutex);
+    if (!err && !dev->server) {
+        vhost_watch_dir(path);
+    }
     netdev_change_seq_changed(netdev);
 
 out:
@@ -2658,9 +2789,12 @@ netdev_vhost_update_flags(struct netdev *netdev, enum netdev_flags off,
 static void
 netdev_vhost_run(const struct netdev_class *class OVS_UNUSED)
 {
-    long long int now = time_msec();
+    long long int now;
     struct netdev_vhost *dev;
 
+    vhost_kick_clients();
+
+    now = time_msec();
     ovs_mutex_lock(&vhost_mutex);
     vhost_mp_sweep();
     LIST_FOR_EACH (dev, list_node, &vhost_devs) {
@@ -2682,8 +2816,14 @@ netdev_vhost_wait(const struct netdev_class *class OVS_UNUSED)
         if (dev->reannounce_at) {
             poll_timer_wait_until(dev->reannounce_at);
         }
+        if (dev->kick_at != LLONG_MAX) {
+            poll_timer_wait_until(dev->kick_at);
+        }
     }
     ovs_mutex_unlock(&vhost_mutex);
+    if (vhost_inotify_fd >= 0) {
+        poll_fd_wait(vhost_inotify_fd, POLLIN);
+    }
 }
 
 /* unixctl. */
