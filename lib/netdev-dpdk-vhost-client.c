@@ -55,6 +55,7 @@
 #include "packets.h"
 #include "openvswitch/poll-loop.h"
 #include "smap.h"
+#include "simap.h"
 #include "sset.h"
 #include "timeval.h"
 #include "unixctl.h"
@@ -73,7 +74,7 @@ COVERAGE_DEFINE(vhost_client_tx_contention);
 COVERAGE_DEFINE(vhost_client_qos_change);
 COVERAGE_DEFINE(vhost_client_tx_sw_csum);
 COVERAGE_DEFINE(vhost_client_tx_bad_offload);
-COVERAGE_DEFINE(vhost_client_socket_kick);
+COVERAGE_DEFINE(vhost_client_connect_attempt);
 
 /* Port types:
  *
@@ -317,13 +318,18 @@ struct netdev_vhost {
     uint64_t connects OVS_GUARDED_BY(vhost_mutex);
     long long int reannounce_at OVS_GUARDED_BY(vhost_mutex);
 
-    /* Client ports: connecting as soon as the server's socket appears
-     * instead of at DPDK's next reconnection attempt (once a second).
-     * 'kick_at' is the next attempt (LLONG_MAX: none), 'kick_delay' the
-     * back-off after it, 'kick_id' the socket file it is for. */
+    /* Client ports: connecting (see vhost_client_connect()).  'registered'
+     * says that librte_vhost has a socket for 'reg_path' (server ports:
+     * always, once registered; client ports: from a connection until the
+     * next attempt), 'kick_at' when to try next (LLONG_MAX: when a socket
+     * file appears), 'kick_delay' the back-off after that, 'kick_file'
+     * the socket file of the last attempt and 'kick_connects' the value of
+     * 'connects' when the current connection was made. */
+    bool registered OVS_GUARDED_BY(vhost_mutex);
     long long int kick_at OVS_GUARDED_BY(vhost_mutex);
     int kick_delay OVS_GUARDED_BY(vhost_mutex);
-    uint64_t kick_id OVS_GUARDED_BY(vhost_mutex);
+    uint64_t kick_file OVS_GUARDED_BY(vhost_mutex);
+    uint64_t kick_connects OVS_GUARDED_BY(vhost_mutex);
     struct vhost_policing_conf policing OVS_GUARDED_BY(vhost_mutex);
     char *mtu_error OVS_GUARDED_BY(vhost_mutex);  /* Last refused MTU. */
     char *qos_error OVS_GUARDED_BY(vhost_mutex);  /* Last refused QoS. */
@@ -352,15 +358,36 @@ struct vhost_mp_garbage {
 static struct ovs_list mp_garbage OVS_GUARDED_BY(vhost_mutex)
     = OVS_LIST_INITIALIZER(&mp_garbage);
 
-/* Watches the directories of client ports' sockets for new sockets.  Used
- * by the main thread only (set_config, run and wait). */
-static int vhost_inotify_fd = -1;
-static struct sset vhost_watched_dirs = SSET_INITIALIZER(&vhost_watched_dirs);
-
-/* Back-off of the attempts to connect to a socket that appeared but does
- * not accept yet; after the last, DPDK's reconnection takes over. */
+/* Client ports connect by themselves, from the main thread, and nothing
+ * else connects them: librte_vhost's reconnection (a thread that retries
+ * every second, and that could connect while we register a socket again)
+ * is off.  A client port that is not connected tries:
+ *
+ *   - when it is configured;
+ *   - when a new socket file appears at its path: inotify on the socket's
+ *     directory, and a stat() of the path every VHOST_POLL_MS for what
+ *     inotify cannot see (a directory created later, or replaced);
+ *   - when its connection closes: at once if a guest device was ready on
+ *     it, otherwise after the back-off;
+ *   - after a failed attempt, VHOST_KICK_FIRST_MS later, then twice as
+ *     long each time, up to VHOST_KICK_MAX_MS apart: a server may have
+ *     bound its socket without listening on it yet.
+ *
+ * A port whose socket file does not exist does not try at all.  A server
+ * cannot listen on a socket file without creating it anew, so after a few
+ * refusals the attempts thin out until one appears. */
 #define VHOST_KICK_FIRST_MS 5
-#define VHOST_KICK_LAST_MS 640
+#define VHOST_KICK_MAX_MS 8000
+#define VHOST_POLL_MS 1000
+
+/* The directories watched with inotify, each with its watch descriptor.
+ * Used by the main thread only (set_config, run and wait). */
+static int vhost_inotify_fd = -1;
+static struct simap vhost_watched_dirs
+    = SIMAP_INITIALIZER(&vhost_watched_dirs);
+static struct sset vhost_unwatchable_dirs
+    = SSET_INITIALIZER(&vhost_unwatchable_dirs);
+static long long int vhost_next_poll = LLONG_MIN;
 
 /* Global knobs, from Open_vSwitch other_config at registration. */
 static char *vhost_sock_dir;
@@ -604,6 +631,7 @@ new_connection(int vid)
     dev = vhost_find_by_reg_path(path);
     if (dev) {
         atomic_store_relaxed(&dev->conn_vid, vid);
+        dev->kick_connects = dev->connects;
         qp_map_clear(dev->rx_enabled);
         qp_map_clear(dev->tx_enabled);
         qp_map_clear(dev->tx_seen);
@@ -732,6 +760,19 @@ destroy_connection(int vid)
         dev->req_n_rxq = 1;
         netdev_request_reconfigure(&dev->up);
     }
+    if (!dev->server && dev->reg_path) {
+        /* Connect again: at once after a guest device was ready on this
+         * connection; after the back-off if the server closed it before
+         * that (it may do so again).  The main thread does it. */
+        if (dev->connects != dev->kick_connects) {
+            dev->kick_delay = VHOST_KICK_FIRST_MS;
+            dev->kick_at = time_msec();
+        } else {
+            dev->kick_at = time_msec() + dev->kick_delay;
+            dev->kick_delay = MIN(dev->kick_delay * 2, VHOST_KICK_MAX_MS);
+        }
+        netdev_change_seq_changed(&dev->up);
+    }
     VLOG_INFO("%s: vhost-user connection closed%s", vhost_name(dev),
               !dev->reg_path ? ""
               : dev->server ? "; waiting for a new one"
@@ -848,7 +889,13 @@ vhost_try_publish(struct netdev_vhost *dev)
 }
 
 /* Socket registration.  Called without 'vhost_mutex': DPDK may call back
- * (new_connection() when the peer is already listening). */
+ * (new_connection() when a client connects).
+ *
+ * Registers and starts the socket at 'path' and stores the features it
+ * offers in '*offered' and '*offered_proto'.  Returns 0 if it started (a
+ * client port: it connected), otherwise ECONNREFUSED for a client that
+ * could not connect (the offered features are stored) or EPROTO if
+ * librte_vhost refused the socket.  Nothing stays registered on failure. */
 static int
 vhost_register(const char *path, bool server, uint64_t *offered,
                uint64_t *offered_proto)
@@ -861,7 +908,8 @@ vhost_register(const char *path, bool server, uint64_t *offered,
     int err;
 
     if (!server) {
-        flags |= RTE_VHOST_USER_CLIENT;
+        /* We reconnect by ourselves. */
+        flags |= RTE_VHOST_USER_CLIENT | RTE_VHOST_USER_NO_RECONNECT;
     }
     if (vhost_iommu_enabled) {
         flags |= RTE_VHOST_USER_IOMMU_SUPPORT;
@@ -904,7 +952,12 @@ vhost_register(const char *path, bool server, uint64_t *offered,
     }
     step = "start";
     err = rte_vhost_driver_start(path);
-    if (err) {
+    if (err && !server) {
+        /* It could not connect, and has logged why.  No connection: no
+         * callback can run, so no need to be quiescent. */
+        rte_vhost_driver_unregister(path);
+        return ECONNREFUSED;
+    } else if (err) {
         goto out_unregister;
     }
     if (server) {
@@ -1109,7 +1162,8 @@ netdev_vhost_destruct(struct netdev *netdev)
      * destroys the connection through our callbacks, which still find the
      * port. */
     ovs_mutex_lock(&vhost_mutex);
-    reg_path = dev->reg_path;
+    reg_path = dev->registered ? dev->reg_path : NULL;
+    dev->registered = false;
     ovs_mutex_unlock(&vhost_mutex);
     if (reg_path) {
         vhost_unregister(reg_path, dev->server);
@@ -1135,110 +1189,237 @@ netdev_vhost_destruct(struct netdev *netdev)
     ovs_mutex_unlock(&vhost_stats_mutex);
 }
 
+/* Connecting client ports (see VHOST_KICK_FIRST_MS). */
+
+/* Returns an identifier of the socket file at 'path', or 0 if there is
+ * none.  A socket bound again at the same path has another one. */
+static uint64_t
+vhost_socket_file_id(const char *path)
+{
+    struct stat st;
+
+    if (stat(path, &st) || !S_ISSOCK(st.st_mode)) {
+        return 0;
+    }
+    return hash_words64((uint64_t[]) { st.st_dev, st.st_ino,
+                                       st.st_ctim.tv_sec,
+                                       st.st_ctim.tv_nsec }, 4, 0) | 1;
+}
+
 /* Watches the directory of client socket 'path' for sockets that appear.
- * Without the watch, DPDK's reconnection still connects, within a
- * second. */
+ * Without the watch, the port still connects, within VHOST_POLL_MS. */
 static void
 vhost_watch_dir(const char *path)
 {
     char *dir = dir_name(path);
+    int wd;
 
+    if (simap_contains(&vhost_watched_dirs, dir)) {
+        goto out;
+    }
     if (vhost_inotify_fd < 0) {
         vhost_inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         if (vhost_inotify_fd < 0) {
-            VLOG_WARN("inotify: %s; clients reconnect once a second",
-                      ovs_strerror(errno));
+            static struct vlog_rate_limit once = VLOG_RATE_LIMIT_INIT(1, 1);
+
+            VLOG_WARN_RL(&once, "inotify: %s; client ports find their "
+                         "server's socket within %d ms", ovs_strerror(errno),
+                         VHOST_POLL_MS);
+            goto out;
         }
     }
-    if (vhost_inotify_fd >= 0 && !sset_contains(&vhost_watched_dirs, dir)) {
-        if (inotify_add_watch(vhost_inotify_fd, dir,
-                              IN_CREATE | IN_MOVED_TO) < 0) {
-            VLOG_WARN("cannot watch %s for vhost-user sockets (%s); ports "
-                      "with sockets there reconnect once a second", dir,
-                      ovs_strerror(errno));
-        } else {
-            sset_add(&vhost_watched_dirs, dir);
+    wd = inotify_add_watch(vhost_inotify_fd, dir, IN_CREATE | IN_MOVED_TO);
+    if (wd < 0) {
+        /* Tried again on every poll; said once. */
+        if (sset_add(&vhost_unwatchable_dirs, dir)) {
+            VLOG_INFO("cannot watch %s for vhost-user sockets (%s); ports "
+                      "with sockets there find them within %d ms", dir,
+                      ovs_strerror(errno), VHOST_POLL_MS);
         }
+    } else {
+        sset_find_and_delete(&vhost_unwatchable_dirs, dir);
+        simap_put(&vhost_watched_dirs, dir, wd);
     }
+out:
     free(dir);
 }
 
-/* Connects client ports whose server socket appeared (or whose back-off
- * after such an appearance expired) now, by registering their socket
- * again: DPDK connects at once where its reconnection thread would wait
- * for its next round. */
-static void
-vhost_kick_clients(void)
-    OVS_EXCLUDED(vhost_mutex)
+/* Reads what inotify has to say.  Returns true if a socket may have
+ * appeared.  Forgets directories that went away (IN_IGNORED): they are
+ * watched again when they come back. */
+static bool
+vhost_inotify_drain(void)
 {
-    struct netdev_vhost **kick = NULL;
-    size_t n_kick = 0, allocated = 0;
-    struct netdev_vhost *dev;
-    long long int now;
+    char buf[4096] OVS_ALIGNED_VAR(8);
     bool appeared = false;
+    ssize_t n;
 
-    if (vhost_inotify_fd >= 0) {
-        char buf[4096] OVS_ALIGNED_VAR(8);
+    if (vhost_inotify_fd < 0) {
+        return false;
+    }
+    while ((n = read(vhost_inotify_fd, buf, sizeof buf)) > 0) {
+        char *p = buf;
 
-        while (read(vhost_inotify_fd, buf, sizeof buf) > 0) {
-            appeared = true;
+        while (p < buf + n) {
+            const struct inotify_event *ev = (const void *) p;
+
+            if (ev->mask & IN_IGNORED) {
+                struct simap_node *node, *next;
+
+                SIMAP_FOR_EACH_SAFE (node, next, &vhost_watched_dirs) {
+                    if (node->data == ev->wd) {
+                        simap_delete(&vhost_watched_dirs, node);
+                    }
+                }
+            } else {
+                appeared = true;
+            }
+            p += sizeof *ev + ev->len;
         }
     }
+    return appeared;
+}
 
+/* Tries to connect client port 'dev' to its server's socket now.  Only the
+ * main thread calls this, and nothing else connects client ports, so no
+ * connection can come up meanwhile.  With 'always', tries even if there
+ * is no socket file (librte_vhost then logs that it cannot connect).
+ * Returns 0, or EPROTO if librte_vhost refused the socket. */
+static int
+vhost_client_connect(struct netdev_vhost *dev, bool always)
+    OVS_EXCLUDED(vhost_mutex)
+{
+    uint64_t offered, offered_proto, file;
+    bool was_registered;
+    char *path;
+    int err;
+
+    ovs_mutex_lock(&vhost_mutex);
+    if (!dev->reg_path || vhost_conn_vid(dev) >= 0) {
+        ovs_mutex_unlock(&vhost_mutex);
+        return 0;
+    }
+    path = xstrdup(dev->reg_path);
+    file = dev->kick_file = vhost_socket_file_id(path);
+    was_registered = dev->registered;
+    dev->registered = false;
+    dev->kick_at = LLONG_MAX;
+    ovs_mutex_unlock(&vhost_mutex);
+
+    if (was_registered) {
+        /* librte_vhost keeps the socket of a closed connection. */
+        vhost_unregister(path, false);
+    }
+    if (!file && !always) {
+        /* Nobody to connect to: wait until a socket appears. */
+        free(path);
+        return 0;
+    }
+
+    COVERAGE_INC(vhost_client_connect_attempt);
+    err = vhost_register(path, false, &offered, &offered_proto);
+
+    ovs_mutex_lock(&vhost_mutex);
+    if (err != EPROTO) {
+        dev->offered = offered;
+        dev->offered_proto = offered_proto;
+    }
+    if (!err) {
+        /* destroy_connection() may already have asked for the next
+         * attempt: leave 'kick_at' alone. */
+        dev->registered = true;
+    } else if (err == ECONNREFUSED) {
+        if (file) {
+            dev->kick_at = time_msec() + dev->kick_delay;
+            dev->kick_delay = MIN(dev->kick_delay * 2, VHOST_KICK_MAX_MS);
+        }
+        VLOG_INFO("%s: could not connect to vhost-user socket %s; %s",
+                  vhost_name(dev), path,
+                  file ? "trying again" : "connecting when it appears");
+        err = 0;
+    }
+    ovs_mutex_unlock(&vhost_mutex);
+    free(path);
+    return err;
+}
+
+/* Connects the client ports that are due: those whose socket file
+ * appeared (or was replaced) and those whose back-off expired. */
+static void
+vhost_clients_run(void)
+    OVS_EXCLUDED(vhost_mutex)
+{
+    struct netdev_vhost **due = NULL;
+    size_t n_due = 0, allocated = 0;
+    struct netdev_vhost *dev;
+    bool look, poll;
+    long long int now;
+
+    look = vhost_inotify_drain();
     now = time_msec();
+    poll = now >= vhost_next_poll;
+    look = look || poll;
+    if (poll) {
+        vhost_next_poll = now + VHOST_POLL_MS;
+    }
+
     ovs_mutex_lock(&vhost_mutex);
     LIST_FOR_EACH (dev, list_node, &vhost_devs) {
-        struct stat st;
-
         if (dev->server || !dev->reg_path || vhost_conn_vid(dev) >= 0) {
-            dev->kick_at = LLONG_MAX;
             continue;
         }
-        if (appeared && !stat(dev->reg_path, &st) && S_ISSOCK(st.st_mode)
-            && hash_2words(st.st_ino, st.st_ctim.tv_nsec) != dev->kick_id) {
-            dev->kick_id = hash_2words(st.st_ino, st.st_ctim.tv_nsec);
-            dev->kick_delay = VHOST_KICK_FIRST_MS;
-            dev->kick_at = now;
-            VLOG_INFO("%s: socket %s appeared: connecting", vhost_name(dev),
-                      dev->reg_path);
+        if (look) {
+            uint64_t file = vhost_socket_file_id(dev->reg_path);
+
+            if (file && file != dev->kick_file) {
+                VLOG_INFO("%s: socket %s appeared: connecting",
+                          vhost_name(dev), dev->reg_path);
+                dev->kick_delay = VHOST_KICK_FIRST_MS;
+                dev->kick_at = now;
+            }
+            if (poll) {
+                vhost_watch_dir(dev->reg_path);
+            }
         }
         if (now >= dev->kick_at) {
-            if (n_kick >= allocated) {
-                kick = x2nrealloc(kick, &allocated, sizeof *kick);
+            if (n_due >= allocated) {
+                due = x2nrealloc(due, &allocated, sizeof *due);
             }
-            kick[n_kick++] = dev;
-            dev->kick_at = (dev->kick_delay > VHOST_KICK_LAST_MS
-                            ? LLONG_MAX : now + dev->kick_delay);
-            dev->kick_delay *= 2;
+            due[n_due++] = dev;
         }
     }
     ovs_mutex_unlock(&vhost_mutex);
 
-    /* Ports are destroyed only by this (the main) thread: 'kick' stays
-     * valid, and so does each 'reg_path'. */
-    for (size_t i = 0; i < n_kick; i++) {
-        uint64_t offered, offered_proto;
-        char *path;
-
-        dev = kick[i];
-
-        ovs_mutex_lock(&vhost_mutex);
-        path = xstrdup(dev->reg_path);
-        ovs_mutex_unlock(&vhost_mutex);
-
-        COVERAGE_INC(vhost_client_socket_kick);
-        vhost_unregister(path, false);
-        if (vhost_register(path, false, &offered, &offered_proto)) {
-            ovs_mutex_lock(&vhost_mutex);
-            free(dev->reg_path);
-            dev->reg_path = NULL;
-            dev->kick_at = LLONG_MAX;
-            ovs_mutex_unlock(&vhost_mutex);
-            netdev_change_seq_changed(&dev->up);
-        }
-        free(path);
+    /* Ports are destroyed only by this (the main) thread: 'due' stays
+     * valid. */
+    for (size_t i = 0; i < n_due; i++) {
+        vhost_client_connect(due[i], false);
     }
-    free(kick);
+    free(due);
+}
+
+/* Makes the main thread wake up for vhost_clients_run(). */
+static void
+vhost_clients_wait(void)
+    OVS_REQUIRES(vhost_mutex)
+{
+    struct netdev_vhost *dev;
+    bool waiting = false;
+
+    LIST_FOR_EACH (dev, list_node, &vhost_devs) {
+        if (!dev->server && dev->reg_path && vhost_conn_vid(dev) < 0) {
+            waiting = true;
+            if (dev->kick_at != LLONG_MAX) {
+                poll_timer_wait_until(dev->kick_at);
+            }
+        }
+    }
+    if (waiting) {
+        poll_timer_wait_until(vhost_next_poll);
+    }
+    if (vhost_inotify_fd >= 0) {
+        poll_fd_wait(vhost_inotify_fd, POLLIN);
+    }
 }
 
 /* Checks a vhost-server-path value; returns a positive errno and reports
@@ -1287,6 +1468,7 @@ netdev_vhost_set_config(struct netdev *netdev, const struct smap *args,
     int retries = VHOST_TX_RETRIES_DEFAULT;
     uint64_t offered, offered_proto;
     char *server_path = NULL;
+    bool old_registered;
     char *old_reg = NULL;
     const char *path;
     int err = 0;
@@ -1335,13 +1517,17 @@ netdev_vhost_set_config(struct netdev *netdev, const struct smap *args,
     free(dev->path);
     dev->path = nullable_xstrdup(path);
     old_reg = dev->reg_path;
+    old_registered = dev->registered;
     dev->reg_path = NULL;
+    dev->registered = false;
     ovs_mutex_unlock(&vhost_mutex);
 
     /* The path changed: leave the old socket, then join the new one.  The
      * old connection's per-vring counters go with it. */
     if (old_reg) {
-        vhost_unregister(old_reg, dev->server);
+        if (old_registered) {
+            vhost_unregister(old_reg, dev->server);
+        }
         ovs_mutex_lock(&vhost_mutex);
         vhost_forget_connection(dev);
         ovs_mutex_unlock(&vhost_mutex);
@@ -1366,25 +1552,34 @@ netdev_vhost_set_config(struct netdev *netdev, const struct smap *args,
     /* new_connection() finds the port by 'reg_path': set it first. */
     ovs_mutex_lock(&vhost_mutex);
     dev->reg_path = xstrdup(path);
+    dev->kick_delay = VHOST_KICK_FIRST_MS;
+    dev->kick_file = 0;
     ovs_mutex_unlock(&vhost_mutex);
 
-    err = vhost_register(path, dev->server, &offered, &offered_proto);
+    if (dev->server) {
+        err = vhost_register(path, true, &offered, &offered_proto);
+    } else {
+        /* Watch first: a socket created after our attempt is seen. */
+        vhost_watch_dir(path);
+        err = vhost_client_connect(dev, true);
+    }
 
     ovs_mutex_lock(&vhost_mutex);
-    dev->offered = err ? 0 : offered;
-    dev->offered_proto = err ? 0 : offered_proto;
+    if (dev->server) {
+        dev->registered = !err;
+        dev->offered = err ? 0 : offered;
+        dev->offered_proto = err ? 0 : offered_proto;
+    }
     if (err) {
         free(dev->reg_path);
         dev->reg_path = NULL;
+        dev->kick_at = LLONG_MAX;
         VLOG_WARN_BUF(errp, "%s: could not register vhost-user %s socket %s",
                       name, mode, path);
     } else {
         VLOG_INFO("%s: registered vhost-user %s socket %s", name, mode, path);
     }
     ovs_mutex_unlock(&vhost_mutex);
-    if (!err && !dev->server) {
-        vhost_watch_dir(path);
-    }
     netdev_change_seq_changed(netdev);
 
 out:
@@ -2792,7 +2987,7 @@ netdev_vhost_run(const struct netdev_class *class OVS_UNUSED)
     long long int now;
     struct netdev_vhost *dev;
 
-    vhost_kick_clients();
+    vhost_clients_run();
 
     now = time_msec();
     ovs_mutex_lock(&vhost_mutex);
@@ -2816,14 +3011,9 @@ netdev_vhost_wait(const struct netdev_class *class OVS_UNUSED)
         if (dev->reannounce_at) {
             poll_timer_wait_until(dev->reannounce_at);
         }
-        if (dev->kick_at != LLONG_MAX) {
-            poll_timer_wait_until(dev->kick_at);
-        }
     }
+    vhost_clients_wait();
     ovs_mutex_unlock(&vhost_mutex);
-    if (vhost_inotify_fd >= 0) {
-        poll_fd_wait(vhost_inotify_fd, POLLIN);
-    }
 }
 
 /* unixctl. */
