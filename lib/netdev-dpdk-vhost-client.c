@@ -128,14 +128,26 @@ COVERAGE_DEFINE(vhost_client_connect_attempt);
 #define VHOST_FRAME_OVERHEAD (ETH_HEADER_LEN + 4)  /* Header and CRC. */
 #define VHOST_BUF_ALIGN 1024
 
-/* Mempool: enough mbufs for every rx queue's bursts in flight plus what
- * other ports may hold on to; at least MIN.  A guest with many queues
- * does not multiply that without bound: one PMD thread polls many of its
- * queues in turn, and what other ports' tx rings hold does not grow with
- * our queues (at MAX, 128 queue pairs cost about 50 MB, not 800). */
-#define VHOST_MP_MIN_MBUFS 4096
-#define VHOST_MP_MBUFS_PER_RXQ 2048
-#define VHOST_MP_MAX_MBUFS 16384
+/* Mempools, shared by the ports on one NUMA node with one MTU.
+ *
+ * A pool is sized for a number of rx queues, its slots: BASE mbufs for
+ * the threads' caches and for what other ports hold on to (their tx
+ * rings), plus SLOT mbufs for the bursts in flight of each rx queue of
+ * the ports that use it.  The first pool for a NUMA node and MTU has MIN
+ * mbufs; when a port needs more slots than any of them has left, it gets
+ * a new pool twice as large as the largest one, with at most MAX mbufs
+ * (256 single-queue ports share about 94000 mbufs).  A port takes one
+ * slot per rx queue, at most PORT_SLOTS: one PMD thread polls many queues
+ * of a guest in turn, so a guest with many queues does not multiply what
+ * is in flight (one with 128 queue pairs gets a pool of 8191 mbufs, about
+ * 20 MB).  A port keeps its pool across reconnects and gives its slots
+ * back when it is destroyed or its NUMA node or MTU changes; a pool is
+ * freed once no port uses it and every mbuf is back. */
+#define VHOST_MP_MIN_MBUFS 4095
+#define VHOST_MP_MAX_MBUFS 32767
+#define VHOST_MP_BASE_MBUFS 1024
+#define VHOST_MP_SLOT_MBUFS 256
+#define VHOST_MP_PORT_SLOTS 24
 #define VHOST_MP_CACHE 256
 
 /* Our own counters, beyond struct netdev_stats, as custom statistics
@@ -281,7 +293,7 @@ struct netdev_vhost {
 
     /* Datapath. */
     ovsrcu_index vid;                   /* Ready device, or -1. */
-    struct rte_mempool *mp;
+    struct rte_mempool *mp;             /* vmp->mp, or NULL. */
     struct vhost_rxq_state *rxqs;       /* up.n_rxq entries. */
     struct vhost_txq_state *txqs;       /* up.n_txq entries. */
     uint32_t max_frame_len;
@@ -306,6 +318,8 @@ struct netdev_vhost {
     int req_n_txq OVS_GUARDED_BY(vhost_mutex);
     int req_numa OVS_GUARDED_BY(vhost_mutex);
     int req_mtu OVS_GUARDED_BY(vhost_mutex);
+    struct vhost_mp *vmp OVS_GUARDED_BY(vhost_mutex);
+    int mp_slots OVS_GUARDED_BY(vhost_mutex);    /* Held in 'vmp'. */
     int numa OVS_GUARDED_BY(vhost_mutex);        /* Of 'mp'. */
     int mtu OVS_GUARDED_BY(vhost_mutex);
     uint64_t features OVS_GUARDED_BY(vhost_mutex);       /* Negotiated. */
@@ -349,6 +363,19 @@ static struct ovs_list vhost_devs OVS_GUARDED_BY(vhost_mutex)
 
 /* Port of each librte_vhost connection, for callbacks that must not lock. */
 static ATOMIC(struct netdev_vhost *) vid_devs[VHOST_MAX_VID];
+
+/* A shared mempool (see VHOST_MP_MIN_MBUFS). */
+struct vhost_mp {
+    struct ovs_list node;       /* In 'vhost_mps'. */
+    struct rte_mempool *mp;
+    int numa;
+    int mtu;
+    int slots;                  /* Rx queues it is sized for. */
+    int used;                   /* Slots that ports hold. */
+    int n_ports;                /* Ports that use it. */
+};
+static struct ovs_list vhost_mps OVS_GUARDED_BY(vhost_mutex)
+    = OVS_LIST_INITIALIZER(&vhost_mps);
 
 /* Mempools that mbufs still in flight elsewhere keep alive. */
 struct vhost_mp_garbage {
@@ -534,15 +561,14 @@ vhost_mbuf_init(struct rte_mempool *mp OVS_UNUSED, void *opaque OVS_UNUSED,
     dp_packet_init_dpdk(obj);
 }
 
-/* Creates a mempool for 'dev' whose mbufs are dp_packets able to hold a
- * frame of 'mtu' bytes of payload, on NUMA node 'numa'. */
+/* Creates a mempool of 'n_mbufs' mbufs that are dp_packets able to hold
+ * a frame of 'mtu' bytes of payload, on NUMA node 'numa'. */
 static struct rte_mempool *
-vhost_mp_create(const struct netdev_vhost *dev, int numa, int mtu,
-                int n_rxq)
+vhost_mp_create(int numa, int mtu, uint32_t n_mbufs)
 {
     static atomic_count mp_serial = ATOMIC_COUNT_INIT(0);
     char name[RTE_MEMPOOL_NAMESIZE];
-    uint32_t data_room, priv, elt, n_mbufs;
+    uint32_t data_room, priv, elt;
     struct rte_mempool *mp;
 
     data_room = ROUND_UP(vhost_frame_len(mtu) + 2 * VLAN_HEADER_LEN,
@@ -552,28 +578,113 @@ vhost_mp_create(const struct netdev_vhost *dev, int numa, int mtu,
     priv = sizeof(struct dp_packet) - sizeof(struct rte_mbuf);
     elt = sizeof(struct dp_packet) + data_room;
     priv += ROUND_UP(elt, RTE_CACHE_LINE_SIZE) - elt;
-    n_mbufs = MIN(MAX(VHOST_MP_MIN_MBUFS, n_rxq * VHOST_MP_MBUFS_PER_RXQ),
-                  VHOST_MP_MAX_MBUFS);
-    /* Mempools are most efficient at a power of two minus one. */
-    n_mbufs = ROUND_UP_POW2(n_mbufs) - 1;
 
-    snprintf(name, sizeof name, "vhc%u_%08x",
-             atomic_count_inc(&mp_serial),
-             hash_string(vhost_name(dev), 0));
+    snprintf(name, sizeof name, "vhc%u_n%d_m%d",
+             atomic_count_inc(&mp_serial), numa, mtu);
     mp = rte_pktmbuf_pool_create(name, n_mbufs, VHOST_MP_CACHE, priv,
                                  data_room, numa);
     if (!mp) {
-        VLOG_ERR("%s: could not create a mempool of %"PRIu32" mbufs of "
-                 "%"PRIu32" bytes on NUMA node %d: %s",
-                 vhost_name(dev), n_mbufs, data_room, numa,
-                 rte_strerror(rte_errno));
+        VLOG_ERR("could not create a mempool of %"PRIu32" mbufs of "
+                 "%"PRIu32" bytes on NUMA node %d: %s", n_mbufs, data_room,
+                 numa, rte_strerror(rte_errno));
         return NULL;
     }
     rte_mempool_obj_iter(mp, vhost_mbuf_init, NULL);
     COVERAGE_INC(vhost_client_mempool_create);
-    VLOG_INFO("%s: mempool %s: %"PRIu32" mbufs of %"PRIu32" bytes on NUMA "
-              "node %d", vhost_name(dev), name, n_mbufs, data_room, numa);
+    VLOG_INFO("mempool %s: %"PRIu32" mbufs of %"PRIu32" bytes on NUMA "
+              "node %d", name, n_mbufs, data_room, numa);
     return mp;
+}
+
+static int
+vhost_mp_port_slots(int n_rxq)
+{
+    return MIN(MAX(n_rxq, 1), VHOST_MP_PORT_SLOTS);
+}
+
+/* Returns a shared mempool for NUMA node 'numa' and 'mtu' with 'slots'
+ * slots taken for the caller, or NULL. */
+static struct vhost_mp *
+vhost_mp_get(int numa, int mtu, int slots)
+    OVS_REQUIRES(vhost_mutex)
+{
+    uint32_t n_mbufs = VHOST_MP_MIN_MBUFS;
+    struct vhost_mp *vmp;
+    struct rte_mempool *mp;
+
+    LIST_FOR_EACH (vmp, node, &vhost_mps) {
+        if (vmp->numa == numa && vmp->mtu == mtu) {
+            if (vmp->used + slots <= vmp->slots) {
+                goto out;
+            }
+            n_mbufs = MAX(n_mbufs, vmp->mp->size * 2 + 1);
+        }
+    }
+    n_mbufs = MAX(n_mbufs, (VHOST_MP_BASE_MBUFS
+                            + slots * VHOST_MP_SLOT_MBUFS));
+    n_mbufs = MIN(ROUND_UP_POW2(n_mbufs + 1) - 1, VHOST_MP_MAX_MBUFS);
+
+    mp = vhost_mp_create(numa, mtu, n_mbufs);
+    if (!mp) {
+        return NULL;
+    }
+    vmp = xzalloc(sizeof *vmp);
+    vmp->mp = mp;
+    vmp->numa = numa;
+    vmp->mtu = mtu;
+    vmp->slots = MAX((int) (n_mbufs - VHOST_MP_BASE_MBUFS)
+                     / VHOST_MP_SLOT_MBUFS, slots);
+    ovs_list_push_back(&vhost_mps, &vmp->node);
+out:
+    vmp->used += slots;
+    vmp->n_ports++;
+    return vmp;
+}
+
+static void vhost_mp_release(struct rte_mempool *)
+    OVS_REQUIRES(vhost_mutex);
+
+/* Gives back 'slots' slots of 'vmp', which one port used. */
+static void
+vhost_mp_put(struct vhost_mp *vmp, int slots)
+    OVS_REQUIRES(vhost_mutex)
+{
+    if (!vmp) {
+        return;
+    }
+    vmp->used -= slots;
+    if (!--vmp->n_ports) {
+        ovs_list_remove(&vmp->node);
+        vhost_mp_release(vmp->mp);
+        free(vmp);
+    }
+}
+
+/* Makes 'dev' use a mempool for its NUMA node and MTU with a slot for each
+ * of its rx queues: the one it has, or another one.  The datapath does not
+ * use 'dev' meanwhile. */
+static void
+vhost_mp_update(struct netdev_vhost *dev)
+    OVS_REQUIRES(vhost_mutex)
+{
+    int slots = vhost_mp_port_slots(dev->up.n_rxq);
+    struct vhost_mp *vmp = dev->vmp;
+
+    if (vmp && (vmp->numa != dev->numa || vmp->mtu != dev->mtu
+                || vmp->used - dev->mp_slots + slots > vmp->slots)) {
+        vhost_mp_put(vmp, dev->mp_slots);
+        vmp = dev->vmp = NULL;
+        dev->mp = NULL;
+    }
+    if (vmp) {
+        vmp->used += slots - dev->mp_slots;
+        dev->mp_slots = slots;
+    } else if (dev->req_vid >= 0) {
+        /* The first guest brings the port its mempool. */
+        dev->vmp = vhost_mp_get(dev->numa, dev->mtu, slots);
+        dev->mp = dev->vmp ? dev->vmp->mp : NULL;
+        dev->mp_slots = dev->vmp ? slots : 0;
+    }
 }
 
 /* Frees 'mp' once every mbuf is back, now or on a later sweep. */
@@ -1176,7 +1287,8 @@ netdev_vhost_destruct(struct netdev *netdev)
     vhost_policer_replace(dev, NULL);
     free(dev->mtu_error);
     free(dev->qos_error);
-    vhost_mp_release(dev->mp);
+    vhost_mp_put(dev->vmp, dev->mp_slots);
+    dev->vmp = NULL;
     dev->mp = NULL;
     free(dev->path);
     free(dev->reg_path);
@@ -1636,17 +1748,10 @@ netdev_vhost_reconfigure(struct netdev *netdev)
     ovs_mutex_lock(&vhost_mutex);
     vhost_queues_resize(dev, dev->req_n_rxq, dev->req_n_txq);
 
-    if (dev->mp && (dev->numa != dev->req_numa || dev->mtu != dev->req_mtu)) {
-        vhost_mp_release(dev->mp);
-        dev->mp = NULL;
-    }
     dev->numa = dev->req_numa;
     dev->mtu = dev->req_mtu;
     dev->max_frame_len = vhost_frame_len(dev->mtu);
-
-    if (dev->req_vid >= 0 && !dev->mp) {
-        dev->mp = vhost_mp_create(dev, dev->numa, dev->mtu, dev->up.n_rxq);
-    }
+    vhost_mp_update(dev);
     if (dev->req_vid >= 0) {
         netdev->ol_flags = vhost_tx_offloads(dev->features);
         dev->tx_sw_csum = vhost_tx_sw_csum(dev->features);
