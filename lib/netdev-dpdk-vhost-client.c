@@ -132,22 +132,25 @@ COVERAGE_DEFINE(vhost_client_connect_attempt);
  *
  * A pool is sized for a number of rx queues, its slots: BASE mbufs for
  * the threads' caches and for what other ports hold on to (their tx
- * rings), plus SLOT mbufs for the bursts in flight of each rx queue of
- * the ports that use it.  The first pool for a NUMA node and MTU has MIN
- * mbufs; when a port needs more slots than any of them has left, it gets
- * a new pool twice as large as the largest one, with at most MAX mbufs
- * (256 single-queue ports share about 94000 mbufs).  A port takes one
- * slot per rx queue, at most PORT_SLOTS: one PMD thread polls many queues
- * of a guest in turn, so a guest with many queues does not multiply what
- * is in flight (one with 128 queue pairs gets a pool of 8191 mbufs, about
- * 20 MB).  A port keeps its pool across reconnects and gives its slots
- * back when it is destroyed or its NUMA node or MTU changes; a pool is
- * freed once no port uses it and every mbuf is back. */
+ * rings), plus SLOT mbufs for each rx queue of the ports that use it.  An
+ * rx queue has at most a burst in flight at a time (what we send to a
+ * guest is copied and freed at once), and twice that leaves room for
+ * output batching.  The first pool for a NUMA node and MTU has MIN mbufs
+ * (47 single-queue ports); when a port needs more slots than any of them
+ * has left, it gets a new pool twice as large as the largest one, with at
+ * most MAX mbufs (256 single-queue ports share 28669 mbufs in 3 pools,
+ * about 70 MB).  A port takes one slot per rx queue, at most PORT_SLOTS:
+ * one PMD thread polls many queues of a guest in turn.  A port keeps its
+ * pool across reconnects and gives its slots back when it is destroyed
+ * or its NUMA node or MTU changes; a pool is freed once no port uses it
+ * and every mbuf is back.  Creating a pool touches all of its memory:
+ * without hugepages, that is the main cost of a guest's first
+ * connection. */
 #define VHOST_MP_MIN_MBUFS 4095
 #define VHOST_MP_MAX_MBUFS 32767
 #define VHOST_MP_BASE_MBUFS 1024
-#define VHOST_MP_SLOT_MBUFS 256
-#define VHOST_MP_PORT_SLOTS 24
+#define VHOST_MP_SLOT_MBUFS (2 * NETDEV_MAX_BURST)
+#define VHOST_MP_PORT_SLOTS 64
 #define VHOST_MP_CACHE 256
 
 /* Our own counters, beyond struct netdev_stats, as custom statistics
@@ -662,7 +665,8 @@ vhost_mp_put(struct vhost_mp *vmp, int slots)
 
 /* Makes 'dev' use a mempool for its NUMA node and MTU with a slot for each
  * of its rx queues: the one it has, or another one.  The datapath does not
- * use 'dev' meanwhile. */
+ * use 'dev''s mempool meanwhile: a reconfiguration, or 'vid' not published
+ * yet. */
 static void
 vhost_mp_update(struct netdev_vhost *dev)
     OVS_REQUIRES(vhost_mutex)
@@ -795,6 +799,14 @@ new_device(int vid)
     dev->req_numa = numa;
     dev->features = features;
     dev->connects++;
+    if (!dev->vmp && dev->req_n_rxq == dev->up.n_rxq
+        && dev->req_numa == dev->numa && dev->req_mtu == dev->mtu) {
+        /* The port's first guest: take a mempool now rather than in a
+         * reconfiguration, which would reload the PMD threads (one reload
+         * per port when a switch starts with many).  The datapath does
+         * not use 'mp' before 'vid' is published. */
+        vhost_mp_update(dev);
+    }
     if (!vhost_try_publish(dev)) {
         netdev_request_reconfigure(&dev->up);
     }
