@@ -23,7 +23,7 @@ esac
 packages="autoconf automake libtool make gcc clang pkgconf patch python3
   libssl-dev libcap-ng-dev libnuma-dev dpdk-dev openvswitch-source
   qemu-system-x86 busybox-static cpio kmod iproute2 iputils-ping
-  util-linux procps ethtool"
+  util-linux procps ethtool python3-matplotlib"
 missing=
 for p in $packages; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null \
