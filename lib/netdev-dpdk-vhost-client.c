@@ -69,6 +69,7 @@ COVERAGE_DEFINE(vhost_client_new_device);
 COVERAGE_DEFINE(vhost_client_destroy_device);
 COVERAGE_DEFINE(vhost_client_vring_state);
 COVERAGE_DEFINE(vhost_client_mempool_create);
+COVERAGE_DEFINE(vhost_client_mempool_retire);
 COVERAGE_DEFINE(vhost_client_tx_copy);
 COVERAGE_DEFINE(vhost_client_tx_contention);
 COVERAGE_DEFINE(vhost_client_qos_change);
@@ -146,8 +147,15 @@ COVERAGE_DEFINE(vhost_client_connect_attempt);
  * and every mbuf is back.  Creating a pool touches all of its memory:
  * without hugepages, that is the main cost of a guest's first
  * connection. */
+/* Other ports may hold on to many more of our mbufs than BASE: a NIC's
+ * tx rings hold what was sent through them until the NIC is done, and
+ * more when the link is slow or down.  Every CHECK_MS, a pool with more
+ * than 3/4 of its mbufs in use is retired: its ports move to a new one,
+ * twice as large (at most MAX), and it is freed once its mbufs are back.
+ * The datapath never waits for it. */
+#define VHOST_MP_CHECK_MS 100
 #define VHOST_MP_MIN_MBUFS 4095
-#define VHOST_MP_MAX_MBUFS 32767
+#define VHOST_MP_MAX_MBUFS 65535
 #define VHOST_MP_BASE_MBUFS 1024
 #define VHOST_MP_SLOT_MBUFS (2 * NETDEV_MAX_BURST)
 #define VHOST_MP_PORT_SLOTS 64
@@ -376,9 +384,11 @@ struct vhost_mp {
     int slots;                  /* Rx queues it is sized for. */
     int used;                   /* Slots that ports hold. */
     int n_ports;                /* Ports that use it. */
+    bool retired;               /* Too small: its ports move away. */
 };
 static struct ovs_list vhost_mps OVS_GUARDED_BY(vhost_mutex)
     = OVS_LIST_INITIALIZER(&vhost_mps);
+static long long int vhost_mp_next_check OVS_GUARDED_BY(vhost_mutex);
 
 /* Mempools that mbufs still in flight elsewhere keep alive. */
 struct vhost_mp_garbage {
@@ -617,7 +627,7 @@ vhost_mp_get(int numa, int mtu, int slots)
 
     LIST_FOR_EACH (vmp, node, &vhost_mps) {
         if (vmp->numa == numa && vmp->mtu == mtu) {
-            if (vmp->used + slots <= vmp->slots) {
+            if (!vmp->retired && vmp->used + slots <= vmp->slots) {
                 goto out;
             }
             n_mbufs = MAX(n_mbufs, vmp->mp->size * 2 + 1);
@@ -663,6 +673,41 @@ vhost_mp_put(struct vhost_mp *vmp, int slots)
     }
 }
 
+/* Retires the pools that are short of mbufs (see VHOST_MP_CHECK_MS). */
+static void
+vhost_mp_check(void)
+    OVS_REQUIRES(vhost_mutex)
+{
+    long long int now = time_msec();
+    struct netdev_vhost *dev;
+    struct vhost_mp *vmp;
+    bool retired = false;
+
+    if (now < vhost_mp_next_check) {
+        return;
+    }
+    vhost_mp_next_check = now + VHOST_MP_CHECK_MS;
+    LIST_FOR_EACH (vmp, node, &vhost_mps) {
+        unsigned int in_use = rte_mempool_in_use_count(vmp->mp);
+
+        if (!vmp->retired && vmp->mp->size < VHOST_MP_MAX_MBUFS
+            && in_use > vmp->mp->size / 4 * 3) {
+            COVERAGE_INC(vhost_client_mempool_retire);
+            VLOG_INFO("mempool %s: %u of %u mbufs in use: moving its %d "
+                      "ports to a larger one", vmp->mp->name, in_use,
+                      vmp->mp->size, vmp->n_ports);
+            vmp->retired = retired = true;
+        }
+    }
+    if (retired) {
+        LIST_FOR_EACH (dev, list_node, &vhost_devs) {
+            if (dev->vmp && dev->vmp->retired) {
+                netdev_request_reconfigure(&dev->up);
+            }
+        }
+    }
+}
+
 /* Makes 'dev' use a mempool for its NUMA node and MTU with a slot for each
  * of its rx queues: the one it has, or another one.  The datapath does not
  * use 'dev''s mempool meanwhile: a reconfiguration, or 'vid' not published
@@ -672,21 +717,20 @@ vhost_mp_update(struct netdev_vhost *dev)
     OVS_REQUIRES(vhost_mutex)
 {
     int slots = vhost_mp_port_slots(dev->up.n_rxq);
-    struct vhost_mp *vmp = dev->vmp;
+    struct vhost_mp *old = dev->vmp;
 
-    if (vmp && (vmp->numa != dev->numa || vmp->mtu != dev->mtu
-                || vmp->used - dev->mp_slots + slots > vmp->slots)) {
-        vhost_mp_put(vmp, dev->mp_slots);
-        vmp = dev->vmp = NULL;
-        dev->mp = NULL;
-    }
-    if (vmp) {
-        vmp->used += slots - dev->mp_slots;
+    if (old && old->numa == dev->numa && old->mtu == dev->mtu
+        && !old->retired && old->used - dev->mp_slots + slots <= old->slots) {
+        old->used += slots - dev->mp_slots;
         dev->mp_slots = slots;
-    } else if (dev->req_vid >= 0) {
-        /* The first guest brings the port its mempool. */
+        return;
+    }
+    if (old || dev->req_vid >= 0) {
+        /* A new pool (the first guest brings the port its first one), got
+         * before the old one goes, so that it knows how large that was. */
         dev->vmp = vhost_mp_get(dev->numa, dev->mtu, slots);
         dev->mp = dev->vmp ? dev->vmp->mp : NULL;
+        vhost_mp_put(old, dev->mp_slots);
         dev->mp_slots = dev->vmp ? slots : 0;
     }
 }
@@ -3109,6 +3153,7 @@ netdev_vhost_run(const struct netdev_class *class OVS_UNUSED)
     now = time_msec();
     ovs_mutex_lock(&vhost_mutex);
     vhost_mp_sweep();
+    vhost_mp_check();
     LIST_FOR_EACH (dev, list_node, &vhost_devs) {
         if (dev->reannounce_at && now >= dev->reannounce_at) {
             dev->reannounce_at = 0;
@@ -3128,6 +3173,9 @@ netdev_vhost_wait(const struct netdev_class *class OVS_UNUSED)
         if (dev->reannounce_at) {
             poll_timer_wait_until(dev->reannounce_at);
         }
+    }
+    if (!ovs_list_is_empty(&vhost_mps)) {
+        poll_timer_wait_until(vhost_mp_next_check);
     }
     vhost_clients_wait();
     ovs_mutex_unlock(&vhost_mutex);
