@@ -137,10 +137,10 @@ COVERAGE_DEFINE(vhost_client_connect_attempt);
  * rx queue has at most a burst in flight at a time (what we send to a
  * guest is copied and freed at once), and twice that leaves room for
  * output batching.  The first pool for a NUMA node and MTU has MIN mbufs
- * (47 single-queue ports); when a port needs more slots than any of them
+ * (15 single-queue ports); when a port needs more slots than any of them
  * has left, it gets a new pool twice as large as the largest one, with at
- * most MAX mbufs (256 single-queue ports share 28669 mbufs in 3 pools,
- * about 70 MB).  A port takes one slot per rx queue, at most PORT_SLOTS:
+ * most MAX mbufs (256 single-queue ports share 30716 mbufs in 4 pools,
+ * about 75 MB).  A port takes one slot per rx queue, at most PORT_SLOTS:
  * one PMD thread polls many queues of a guest in turn.  A port keeps its
  * pool across reconnects and gives its slots back when it is destroyed
  * or its NUMA node or MTU changes; a pool is freed once no port uses it
@@ -154,7 +154,7 @@ COVERAGE_DEFINE(vhost_client_connect_attempt);
  * twice as large (at most MAX), and it is freed once its mbufs are back.
  * The datapath never waits for it. */
 #define VHOST_MP_CHECK_MS 100
-#define VHOST_MP_MIN_MBUFS 4095
+#define VHOST_MP_MIN_MBUFS 2047
 #define VHOST_MP_MAX_MBUFS 65535
 #define VHOST_MP_BASE_MBUFS 1024
 #define VHOST_MP_SLOT_MBUFS (2 * NETDEV_MAX_BURST)
