@@ -35,6 +35,7 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <rte_meter.h>
+#include <rte_prefetch.h>
 #include <rte_spinlock.h>
 #include <rte_vhost.h>
 
@@ -76,6 +77,8 @@ COVERAGE_DEFINE(vhost_client_qos_change);
 COVERAGE_DEFINE(vhost_client_tx_sw_csum);
 COVERAGE_DEFINE(vhost_client_tx_bad_offload);
 COVERAGE_DEFINE(vhost_client_connect_attempt);
+COVERAGE_DEFINE(vhost_client_rx_no_mbuf);
+COVERAGE_DEFINE(vhost_client_bad_desc);
 
 /* Port types:
  *
@@ -169,7 +172,9 @@ COVERAGE_DEFINE(vhost_client_connect_attempt);
     VHOST_CUSTOM_STAT(tx, tx_mtu_exceeded_drops)    \
     VHOST_CUSTOM_STAT(tx, tx_qos_drops)             \
     VHOST_CUSTOM_STAT(rx, rx_qos_drops)             \
-    VHOST_CUSTOM_STAT(tx, tx_disconnected_drops)
+    VHOST_CUSTOM_STAT(tx, tx_disconnected_drops)    \
+    VHOST_CUSTOM_STAT(rx, rx_oversize_drops)        \
+    VHOST_CUSTOM_STAT(rx, rx_bad_desc_drops)
 
 /* Counters of one queue.  Each is written by the one thread that polls
  * (rx) or sends on (tx) the queue; other threads only read them. */
@@ -269,17 +274,113 @@ struct vhost_qos {
     struct hmap queues;            /* trtcm-policer: vhost_qos_queue. */
 };
 
+/* Per-vring counters, kept by the datapath for each connection and added
+ * to the port's totals when the connection ends.  They carry librte_vhost's
+ * names (see rte_vhost_vring_stats_get_names()); "guest_notifications"
+ * counts the interrupts that our own datapath sent the guest. */
+#define VHOST_VRING_STATS                           \
+    VHOST_VRING_STAT(good_packets)                  \
+    VHOST_VRING_STAT(good_bytes)                    \
+    VHOST_VRING_STAT(multicast_packets)             \
+    VHOST_VRING_STAT(broadcast_packets)             \
+    VHOST_VRING_STAT(undersize_packets)             \
+    VHOST_VRING_STAT(size_64_packets)               \
+    VHOST_VRING_STAT(size_65_127_packets)           \
+    VHOST_VRING_STAT(size_128_255_packets)          \
+    VHOST_VRING_STAT(size_256_511_packets)          \
+    VHOST_VRING_STAT(size_512_1023_packets)         \
+    VHOST_VRING_STAT(size_1024_1518_packets)        \
+    VHOST_VRING_STAT(size_1519_max_packets)         \
+    VHOST_VRING_STAT(guest_notifications)
+
+enum vhost_vring_stat {
+#define VHOST_VRING_STAT(NAME) VHOST_VS_##NAME,
+    VHOST_VRING_STATS
+#undef VHOST_VRING_STAT
+    VHOST_N_VRING_STATS
+};
+
+static const char *const vhost_vring_stat_names[] = {
+#define VHOST_VRING_STAT(NAME) #NAME,
+    VHOST_VRING_STATS
+#undef VHOST_VRING_STAT
+};
+
+/* Our datapath for split virtqueues.
+ *
+ * librte_vhost negotiates with the guest's hypervisor and maps its memory
+ * and rings; for a guest on split virtqueues without offloads, dirty page
+ * logging or an IOMMU (what most guests use), the PMD threads then move
+ * packets through the rings themselves rather than with
+ * rte_vhost_dequeue_burst() and rte_vhost_enqueue_burst(): a burst reads
+ * the avail ring once, prefetches every descriptor and then every buffer
+ * before it copies, and takes no lock of librte_vhost's.  Packed rings and
+ * the rest stay with librte_vhost's functions.
+ *
+ * A connection's rings change only through vhost-user messages.  Before
+ * librte_vhost handles a message (pre_msg_handle), the control thread
+ * pauses the datapath of the connection: it sets 'paused', then takes and
+ * releases each vring's lock, so that a burst that started before is done;
+ * then it hands our ring indexes to librte_vhost.  After the message
+ * (post_msg_handle) it reads the rings, indexes, memory table and
+ * features back and lets the datapath go on.  The PMD threads take a
+ * vring's lock around each burst (a receiving thread gives up if it is
+ * taken) and do nothing while 'paused' is set. */
+struct vhost_vring {
+    rte_spinlock_t lock;
+    int index;                      /* In the connection. */
+
+    /* Written by the control thread while paused. */
+    bool ready;                     /* The fields below describe a ring. */
+    uint16_t size;                  /* A power of 2. */
+    uint16_t last_avail;            /* Next avail ring entry to take. */
+    uint16_t last_used;             /* Next used ring entry to fill. */
+    struct vring_desc *desc;
+    struct vring_avail *avail;
+    struct vring_used *used;
+    int callfd;                     /* Interrupts the guest, or -1. */
+
+    /* Written by the thread that holds 'lock'. */
+    uint16_t signalled_used;        /* 'last_used' at the last interrupt. */
+    bool signalled_valid;
+    uint32_t region;                /* Memory region of the last lookup. */
+    uint64_t stats[VHOST_N_VRING_STATS];
+};
+
+#define VHOST_MAX_VRINGS (2 * VHOST_MAX_QUEUE_PAIRS)
+
+/* A vhost-user connection: created in new_connection(), freed when it
+ * ends.  Its vhost-user callbacks use it from librte_vhost's thread; the
+ * PMD threads use it through the port while the port's 'vid' is
+ * published. */
+struct vhost_conn {
+    int vid;
+    atomic_bool paused;
+    atomic_bool rarp_pending;       /* Announce 'rarp_mac' (live migration). */
+    struct eth_addr rarp_mac;
+
+    /* Written by the control thread while paused. */
+    bool fast;                      /* Our datapath, not librte_vhost's. */
+    bool event_idx;                 /* VIRTIO_RING_F_EVENT_IDX. */
+    bool mrg_rxbuf;                 /* VIRTIO_NET_F_MRG_RXBUF. */
+    uint16_t hdr_len;               /* Of the virtio-net header. */
+    const char *slow_reason;        /* Why not 'fast'. */
+    struct rte_vhost_memory *mem;   /* Guest memory, or NULL. */
+
+    /* Whether librte_vhost has a memory table (it must, before we may ask
+     * for it): from a successful SET_MEM_TABLE to the next one or to a
+     * RESET_OWNER. */
+    bool has_mem;
+
+    /* Allocated when librte_vhost first reports each vring (never freed
+     * before the connection is), read by any thread. */
+    ATOMIC(struct vhost_vring *) vrings[VHOST_MAX_VRINGS];
+};
+
 /* Guards every port's control state and 'vhost_devs'.  Never held across
  * rte_vhost_driver_*() calls: DPDK calls back into us from them, and its
  * reconnect thread calls new_connection() with its own lock held. */
 static struct ovs_mutex vhost_mutex = OVS_MUTEX_INITIALIZER;
-
-/* Serializes reads of librte_vhost's per-vring counters with the end of a
- * connection, which folds them into the port's totals before DPDK frees
- * them.  Never taken together with 'vhost_mutex': reading the counters
- * takes the vrings' locks, which DPDK holds while it calls new_device()
- * and destroy_device(), which take 'vhost_mutex'. */
-static struct ovs_mutex vhost_stats_mutex = OVS_MUTEX_INITIALIZER;
 
 /* One port.
  *
@@ -289,10 +390,11 @@ static struct ovs_mutex vhost_stats_mutex = OVS_MUTEX_INITIALIZER;
  *     vhost callbacks requested, what was applied.
  *
  *   - Datapath state read by PMD threads without locks: 'vid' (published
- *     with RCU), 'mp', 'rxqs', 'txqs', 'max_frame_len', 'tx_sw_csum' and
- *     'up.ol_flags'.  Apart from 'vid' these change only in
- *     netdev_vhost_reconfigure(), when no PMD thread polls or sends on the
- *     port, or before 'vid' is published.
+ *     with RCU), 'conn', 'mp', 'rxqs', 'txqs', 'max_frame_len',
+ *     'tx_sw_csum' and 'up.ol_flags'.  Apart from 'vid' these change only
+ *     in netdev_vhost_reconfigure(), when no PMD thread polls or sends on
+ *     the port, or before 'vid' is published ('conn' changes only while
+ *     'vid' is not published; see struct vhost_conn for what it holds).
  *
  *   - Vring enable bits, written by the vring_state_changed callback with
  *     atomics because DPDK calls it with the device's virtqueue locks
@@ -304,6 +406,7 @@ struct netdev_vhost {
 
     /* Datapath. */
     ovsrcu_index vid;                   /* Ready device, or -1. */
+    struct vhost_conn *conn;            /* Connection, or NULL. */
     struct rte_mempool *mp;             /* vmp->mp, or NULL. */
     struct vhost_rxq_state *rxqs;       /* up.n_rxq entries. */
     struct vhost_txq_state *txqs;       /* up.n_txq entries. */
@@ -359,10 +462,10 @@ struct netdev_vhost {
     char *mtu_error OVS_GUARDED_BY(vhost_mutex);  /* Last refused MTU. */
     char *qos_error OVS_GUARDED_BY(vhost_mutex);  /* Last refused QoS. */
 
-    /* Per-vring counters that librte_vhost keeps for the connection, and
-     * their totals over the connections that ended. */
-    uint64_t *vring_base OVS_GUARDED_BY(vhost_stats_mutex);
-    int n_vring_base OVS_GUARDED_BY(vhost_stats_mutex);   /* Vrings. */
+    /* Totals of the per-vring counters of the connections that ended
+     * (the current one keeps its own in 'conn'). */
+    uint64_t (*vring_base)[VHOST_N_VRING_STATS] OVS_GUARDED_BY(vhost_mutex);
+    int n_vring_base OVS_GUARDED_BY(vhost_mutex);   /* Vrings. */
 };
 
 struct netdev_rxq_vhost {
@@ -521,6 +624,9 @@ vhost_conn_vid(const struct netdev_vhost *dev)
 
 /* After rte_vhost_driver_unregister(), which destroys the connection
  * without telling destroy_connection(). */
+static void vhost_conn_end(struct netdev_vhost *, bool keep_stats)
+    OVS_REQUIRES(vhost_mutex);
+
 static void
 vhost_forget_connection(struct netdev_vhost *dev)
     OVS_REQUIRES(vhost_mutex)
@@ -531,6 +637,9 @@ vhost_forget_connection(struct netdev_vhost *dev)
         vid_dev_set(vid, NULL);
     }
     atomic_store_relaxed(&dev->conn_vid, -1);
+    /* The counters of a connection to a socket that the port left go with
+     * it. */
+    vhost_conn_end(dev, false);
 }
 
 static struct netdev_vhost *
@@ -768,6 +877,249 @@ vhost_mp_sweep(void)
     }
 }
 
+/* Connections (see struct vhost_conn). */
+
+/* Virtio features that our datapath leaves to librte_vhost: packed rings,
+ * dirty page logging (live migration), an IOMMU, and the offloads that a
+ * guest may ask of us in the virtio-net header. */
+static const char *
+vhost_slow_reason(uint64_t features)
+{
+    const uint64_t host_offloads = ((1ULL << VIRTIO_NET_F_CSUM)
+                                    | (1ULL << VIRTIO_NET_F_HOST_TSO4)
+                                    | (1ULL << VIRTIO_NET_F_HOST_TSO6)
+                                    | (1ULL << VIRTIO_NET_F_HOST_ECN)
+                                    | (1ULL << VIRTIO_NET_F_HOST_UFO));
+
+    if (features & (1ULL << VIRTIO_F_RING_PACKED)) {
+        return "packed virtqueues";
+    } else if (features & (1ULL << VHOST_F_LOG_ALL)) {
+        return "dirty page logging";
+    } else if (features & (1ULL << VIRTIO_F_IOMMU_PLATFORM)) {
+        return "IOMMU";
+    } else if (userspace_tso_enabled() || features & host_offloads) {
+        return "offloads";
+    }
+    return NULL;
+}
+
+static struct vhost_vring *
+vhost_conn_vring(const struct vhost_conn *c, int i)
+{
+    struct vhost_vring *vr;
+
+    atomic_read_explicit(&CONST_CAST(struct vhost_conn *, c)->vrings[i], &vr,
+                         memory_order_acquire);
+    return vr;
+}
+
+static struct vhost_conn *
+vhost_conn_create(int vid)
+{
+    struct vhost_conn *c = xzalloc_cacheline(sizeof *c);
+
+    c->vid = vid;
+    atomic_init(&c->paused, false);
+    atomic_init(&c->rarp_pending, false);
+    c->slow_reason = "not negotiated yet";
+    for (int i = 0; i < VHOST_MAX_VRINGS; i++) {
+        atomic_init(&c->vrings[i], NULL);
+    }
+    return c;
+}
+
+static void
+vhost_conn_destroy(struct vhost_conn *c)
+{
+    if (c) {
+        for (int i = 0; i < VHOST_MAX_VRINGS; i++) {
+            free_cacheline(vhost_conn_vring(c, i));
+        }
+        free(c->mem);
+        free_cacheline(c);
+    }
+}
+
+/* Stops the datapath of 'c' (see struct vhost_conn) and hands the ring
+ * indexes that it advanced to librte_vhost. */
+static void
+vhost_conn_pause(struct vhost_conn *c)
+{
+    atomic_store(&c->paused, true);
+    for (int i = 0; i < VHOST_MAX_VRINGS; i++) {
+        struct vhost_vring *vr = vhost_conn_vring(c, i);
+
+        if (vr) {
+            /* Wait for a burst that started before 'paused' was set. */
+            rte_spinlock_lock(&vr->lock);
+            rte_spinlock_unlock(&vr->lock);
+            if (c->fast && vr->ready) {
+                rte_vhost_set_vring_base(c->vid, i, vr->last_avail,
+                                         vr->last_used);
+            }
+        }
+    }
+}
+
+/* Reads what librte_vhost knows of 'c''s rings, memory and features.
+ * The datapath of 'c' is paused, or not published. */
+static void
+vhost_conn_refresh(struct vhost_conn *c)
+{
+    struct rte_vhost_memory *mem = NULL;
+    uint64_t features = 0;
+    int n_vrings;
+
+    rte_vhost_get_negotiated_features(c->vid, &features);
+    c->event_idx = features & (1ULL << VIRTIO_RING_F_EVENT_IDX);
+    c->mrg_rxbuf = features & (1ULL << VIRTIO_NET_F_MRG_RXBUF);
+    c->hdr_len = (features & ((1ULL << VIRTIO_NET_F_MRG_RXBUF)
+                              | (1ULL << VIRTIO_F_VERSION_1))
+                  ? sizeof(struct virtio_net_hdr_mrg_rxbuf)
+                  : sizeof(struct virtio_net_hdr));
+    c->slow_reason = vhost_slow_reason(features);
+    c->fast = !c->slow_reason;
+
+    free(c->mem);
+    c->mem = NULL;
+    if (c->has_mem && !rte_vhost_get_mem_table(c->vid, &mem)) {
+        if (mem->nregions) {
+            c->mem = mem;
+        } else {
+            free(mem);
+        }
+    }
+
+    n_vrings = MIN(rte_vhost_get_vring_num(c->vid), VHOST_MAX_VRINGS);
+    for (int i = 0; i < VHOST_MAX_VRINGS; i++) {
+        struct vhost_vring *vr = vhost_conn_vring(c, i);
+        struct rte_vhost_vring r;
+
+        if (!vr && i < n_vrings) {
+            vr = xzalloc_cacheline(sizeof *vr);
+            rte_spinlock_init(&vr->lock);
+            vr->index = i;
+            atomic_store_explicit(&c->vrings[i], vr, memory_order_release);
+        }
+        if (!vr) {
+            continue;
+        }
+        vr->ready = (i < n_vrings && c->mem
+                     && !rte_vhost_get_vhost_vring(c->vid, i, &r)
+                     && r.desc && r.avail && r.used
+                     && r.size && !(r.size & (r.size - 1))
+                     && !rte_vhost_get_vring_base(c->vid, i, &vr->last_avail,
+                                                  &vr->last_used));
+        if (vr->ready) {
+            vr->desc = r.desc;
+            vr->avail = r.avail;
+            vr->used = r.used;
+            vr->size = r.size;
+            vr->callfd = r.callfd;
+        }
+        vr->signalled_valid = false;
+        vr->region = 0;
+    }
+}
+
+/* vhost-user message codes that we look at (the vhost-user protocol's). */
+#define VHOST_USER_RESET_OWNER 4
+#define VHOST_USER_SET_MEM_TABLE 5
+#define VHOST_USER_SEND_RARP 19
+#define VHOST_USER_IOTLB_MSG 22
+
+static struct vhost_conn *
+vid_conn_get(int vid)
+{
+    struct netdev_vhost *dev = vid_dev_get(vid);
+    struct vhost_conn *c = dev ? dev->conn : NULL;
+
+    return c && c->vid == vid ? c : NULL;
+}
+
+static enum rte_vhost_msg_result
+vhost_pre_msg(int vid, void *msg_)
+{
+    /* A message starts with its 32-bit request code; SEND_RARP carries the
+     * guest's MAC address in its 64-bit payload, after a 12-byte header. */
+    const uint8_t *msg = msg_;
+    struct vhost_conn *c = vid_conn_get(vid);
+    uint32_t request;
+
+    memcpy(&request, msg, sizeof request);
+    if (!c || request == VHOST_USER_IOTLB_MSG) {
+        /* An IOMMU's translations: librte_vhost's datapath only. */
+        return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+    }
+    vhost_conn_pause(c);
+    if (request == VHOST_USER_SEND_RARP) {
+        memcpy(&c->rarp_mac, msg + 12, sizeof c->rarp_mac);
+        atomic_store(&c->rarp_pending, true);
+    } else if (request == VHOST_USER_SET_MEM_TABLE
+               || request == VHOST_USER_RESET_OWNER) {
+        /* librte_vhost frees its memory table, and may fail to make the
+         * next. */
+        c->has_mem = false;
+    }
+    return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+}
+
+static enum rte_vhost_msg_result
+vhost_post_msg(int vid, void *msg)
+{
+    struct vhost_conn *c = vid_conn_get(vid);
+    uint32_t request;
+
+    memcpy(&request, msg, sizeof request);
+    if (c && request != VHOST_USER_IOTLB_MSG) {
+        if (request == VHOST_USER_SET_MEM_TABLE) {
+            /* It succeeded: we are not called otherwise. */
+            c->has_mem = true;
+        }
+        vhost_conn_refresh(c);
+        atomic_store_explicit(&c->paused, false, memory_order_release);
+    }
+    return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+}
+
+static const struct rte_vhost_user_extern_ops vhost_extern_ops = {
+    .pre_msg_handle = vhost_pre_msg,
+    .post_msg_handle = vhost_post_msg,
+};
+
+/* Ends 'dev''s connection: adds its per-vring counters to the port's
+ * totals if 'keep_stats', and frees it.  No PMD thread may use it: 'vid'
+ * was never published for it, or was withdrawn a grace period ago. */
+static void
+vhost_conn_end(struct netdev_vhost *dev, bool keep_stats)
+    OVS_REQUIRES(vhost_mutex)
+{
+    struct vhost_conn *c = dev->conn;
+
+    if (!c) {
+        return;
+    }
+    for (int i = 0; keep_stats && i < VHOST_MAX_VRINGS; i++) {
+        struct vhost_vring *vr = vhost_conn_vring(c, i);
+
+        if (!vr) {
+            continue;
+        }
+        if (i >= dev->n_vring_base) {
+            dev->vring_base = xrealloc(dev->vring_base,
+                                       (i + 1) * sizeof *dev->vring_base);
+            memset(&dev->vring_base[dev->n_vring_base], 0,
+                   (i + 1 - dev->n_vring_base) * sizeof *dev->vring_base);
+            dev->n_vring_base = i + 1;
+        }
+        for (int k = 0; k < VHOST_N_VRING_STATS; k++) {
+            dev->vring_base[i][k] += vr->stats[k];
+        }
+    }
+    dev->conn = NULL;
+    vhost_conn_destroy(c);
+}
+
 /* vhost callbacks.  They record what changed and, where the datapath must
  * follow, request a reconfiguration. */
 
@@ -788,7 +1140,19 @@ new_connection(int vid)
 
     ovs_mutex_lock(&vhost_mutex);
     dev = vhost_find_by_reg_path(path);
-    if (dev) {
+    if (dev && rte_vhost_extern_callback_register(vid, &vhost_extern_ops,
+                                                  NULL)) {
+        VLOG_ERR("%s: could not watch vhost-user messages", path);
+        dev = NULL;
+    }
+    if (dev && vhost_conn_vid(dev) >= 0) {
+        /* A second frontend on a server socket. */
+        VLOG_WARN("%s: refusing a second vhost-user connection on %s",
+                  vhost_name(dev), path);
+        dev = NULL;
+    } else if (dev) {
+        vhost_conn_end(dev, false);
+        dev->conn = vhost_conn_create(vid);
         atomic_store_relaxed(&dev->conn_vid, vid);
         dev->kick_connects = dev->connects;
         qp_map_clear(dev->rx_enabled);
@@ -833,7 +1197,11 @@ new_device(int vid)
 
     ovs_mutex_lock(&vhost_mutex);
     dev = vid_dev_get(vid);
-    if (!dev) {
+    if (dev && dev->conn) {
+        /* Its datapath is not published yet. */
+        vhost_conn_refresh(dev->conn);
+    }
+    if (!dev || !dev->conn) {
         ovs_mutex_unlock(&vhost_mutex);
         VLOG_WARN_RL(&rl, "vhost device %d: no port for it", vid);
         return -1;
@@ -855,7 +1223,9 @@ new_device(int vid)
         netdev_request_reconfigure(&dev->up);
     }
     VLOG_INFO("%s: vhost-user device ready (vid %d, %d queue pairs, "
-              "NUMA node %d)", vhost_name(dev), vid, n_qp, numa);
+              "NUMA node %d, %s)", vhost_name(dev), vid, n_qp, numa,
+              dev->conn->fast ? "split-ring datapath"
+              : "librte_vhost datapath");
     ovs_mutex_unlock(&vhost_mutex);
 
     return 0;
@@ -895,12 +1265,9 @@ destroy_device(int vid)
     }
 }
 
-static void vhost_vring_stats_fold(struct netdev_vhost *)
-    OVS_REQUIRES(vhost_stats_mutex);
-
 static void
 destroy_connection(int vid)
-    OVS_EXCLUDED(vhost_mutex, vhost_stats_mutex)
+    OVS_EXCLUDED(vhost_mutex)
 {
     struct netdev_vhost *dev = vid_dev_get(vid);
 
@@ -908,15 +1275,11 @@ destroy_connection(int vid)
         return;
     }
 
-    /* DPDK frees the connection's per-vring counters when we return: add
-     * them to the port's totals.  Readers find the connection through
-     * 'vid_devs', so it leaves there at the same time. */
-    ovs_mutex_lock(&vhost_stats_mutex);
-    vhost_vring_stats_fold(dev);
-    vid_dev_set(vid, NULL);
-    ovs_mutex_unlock(&vhost_stats_mutex);
-
     ovs_mutex_lock(&vhost_mutex);
+    vid_dev_set(vid, NULL);
+    /* destroy_device() withdrew 'vid' from the PMD threads, if it was
+     * published. */
+    vhost_conn_end(dev, true);
     atomic_store_relaxed(&dev->conn_vid, -1);
     dev->req_vid = -1;
     qp_map_clear(dev->rx_enabled);
@@ -1041,6 +1404,7 @@ vhost_try_publish(struct netdev_vhost *dev)
     OVS_REQUIRES(vhost_mutex)
 {
     if (dev->req_vid < 0
+        || !dev->conn
         || !dev->mp
         || dev->req_n_rxq != dev->up.n_rxq
         || dev->req_numa != dev->numa
@@ -1068,8 +1432,9 @@ vhost_register(const char *path, bool server, uint64_t *offered,
                uint64_t *offered_proto)
     OVS_EXCLUDED(vhost_mutex)
 {
-    uint64_t flags = (RTE_VHOST_USER_LINEARBUF_SUPPORT
-                      | RTE_VHOST_USER_NET_STATS_ENABLE);
+    /* We count per-vring statistics ourselves, whichever datapath moves
+     * the packets. */
+    uint64_t flags = RTE_VHOST_USER_LINEARBUF_SUPPORT;
     uint64_t unsupported;
     const char *step;
     int err;
@@ -1350,11 +1715,8 @@ netdev_vhost_destruct(struct netdev *netdev)
     free(dev->reg_path);
     free_cacheline(dev->rxqs);
     free_cacheline(dev->txqs);
-    ovs_mutex_unlock(&vhost_mutex);
-
-    ovs_mutex_lock(&vhost_stats_mutex);
     free(dev->vring_base);
-    ovs_mutex_unlock(&vhost_stats_mutex);
+    ovs_mutex_unlock(&vhost_mutex);
 }
 
 /* Connecting client ports (see VHOST_KICK_FIRST_MS). */
@@ -1812,7 +2174,7 @@ netdev_vhost_reconfigure(struct netdev *netdev)
         netdev->ol_flags = vhost_tx_offloads(dev->features);
         dev->tx_sw_csum = vhost_tx_sw_csum(dev->features);
     }
-    if (dev->req_vid >= 0 && dev->mp) {
+    if (dev->req_vid >= 0 && dev->mp && dev->conn) {
         vhost_remap_txqs(dev, dev->req_n_rxq);
         vhost_publish(dev, dev->req_vid);
     } else if (ovsrcu_index_get(&dev->vid) >= 0) {
@@ -2417,6 +2779,571 @@ netdev_vhost_queue_dump_done(const struct netdev *netdev OVS_UNUSED,
 
 /* Datapath. */
 
+/* Our split-virtqueue datapath (see struct vhost_conn).
+ *
+ * The guest is not trusted: every index it writes is bounded before use,
+ * descriptor chains are followed at most as many steps as the table has
+ * entries, each descriptor is read once, and every address must lie in
+ * guest memory.  A chain that breaks a rule is handed back to the guest
+ * unused and its packet dropped (and counted), rather than stalling the
+ * queue. */
+
+/* Returns the host address of the guest physical range at 'gpa', '*len'
+ * bytes long, shortening '*len' to what is contiguous there, or NULL if
+ * 'gpa' is not in guest memory.  '*hint' is the region to look in
+ * first. */
+static inline void *
+vhost_gpa_map(const struct rte_vhost_memory *mem, uint32_t *hint,
+              uint64_t gpa, uint64_t *len)
+{
+    uint32_t first = *hint;
+    const struct rte_vhost_mem_region *r = &mem->regions[first];
+    uint64_t off = gpa - r->guest_phys_addr;
+
+    if (OVS_UNLIKELY(off >= r->size)) {
+        uint32_t i;
+
+        for (i = 0; i < mem->nregions; i++) {
+            r = &mem->regions[i];
+            off = gpa - r->guest_phys_addr;
+            if (off < r->size) {
+                break;
+            }
+        }
+        if (i == mem->nregions) {
+            return NULL;
+        }
+        *hint = i;
+    }
+    if (OVS_UNLIKELY(*len > r->size - off)) {
+        *len = r->size - off;
+    }
+    return (void *) (uintptr_t) (r->host_user_addr + off);
+}
+
+/* Same, for exactly 'len' bytes. */
+static inline void *
+vhost_gpa_map_all(const struct rte_vhost_memory *mem, uint32_t *hint,
+                  uint64_t gpa, uint64_t len)
+{
+    uint64_t got = len;
+    void *p = vhost_gpa_map(mem, hint, gpa, &got);
+
+    return p && got == len ? p : NULL;
+}
+
+/* A guest's avail index runs more than a ring ahead of us: it is broken,
+ * and its queue stays stopped until it resets it. */
+static void
+vhost_bad_avail_idx(const struct vhost_conn *c, const struct vhost_vring *vr,
+                    uint16_t avail)
+{
+    static struct vlog_rate_limit bad_rl = VLOG_RATE_LIMIT_INIT(1, 5);
+    char ifname[PATH_MAX];
+
+    if (!rte_vhost_get_ifname(c->vid, ifname, sizeof ifname)) {
+        VLOG_WARN_RL(&bad_rl, "%s: guest's avail index %"PRIu16" is more "
+                     "than a ring (%"PRIu16") ahead of %"PRIu16"; queue "
+                     "stopped", ifname, avail, vr->size, vr->last_avail);
+    }
+}
+
+/* A descriptor chain of vring 'vring' broke the rules: its packet is
+ * dropped. */
+static void
+vhost_bad_desc(const struct vhost_conn *c, int vring)
+{
+    static struct vlog_rate_limit bad_rl = VLOG_RATE_LIMIT_INIT(1, 5);
+    char ifname[PATH_MAX];
+
+    COVERAGE_INC(vhost_client_bad_desc);
+    if (!VLOG_DROP_WARN(&bad_rl)
+        && !rte_vhost_get_ifname(c->vid, ifname, sizeof ifname)) {
+        VLOG_WARN("%s: vring %d: dropped a packet whose descriptors are "
+                  "out of bounds, loop, or lie outside guest memory",
+                  ifname, vring);
+    }
+}
+
+/* Counts a packet of 'len' bytes to or from Ethernet address 'dst'. */
+static inline void
+vhost_vring_count(uint64_t *stats, uint32_t len, const uint8_t *dst)
+{
+    int bin;
+
+    if (len < 64) {
+        bin = VHOST_VS_undersize_packets;
+    } else if (len == 64) {
+        bin = VHOST_VS_size_64_packets;
+    } else if (len < 1024) {
+        /* 65-127: 6 significant bits, 128-255: 7, ... */
+        bin = (VHOST_VS_size_65_127_packets
+               + (32 - __builtin_clz(len)) - 7);
+    } else {
+        bin = (len <= 1518 ? VHOST_VS_size_1024_1518_packets
+               : VHOST_VS_size_1519_max_packets);
+    }
+    stats[bin]++;
+    stats[VHOST_VS_good_bytes] += len;
+    if (OVS_UNLIKELY(dst[0] & 1)) {
+        static const uint8_t bcast[ETH_ADDR_LEN] = {
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff
+        };
+
+        stats[memcmp(dst, bcast, sizeof bcast)
+              ? VHOST_VS_multicast_packets
+              : VHOST_VS_broadcast_packets]++;
+    }
+}
+
+/* Counts the packets that librte_vhost's datapath moved. */
+static void
+vhost_vring_count_mbufs(struct vhost_vring *vr, struct rte_mbuf **pkts,
+                        int n)
+{
+    vr->stats[VHOST_VS_good_packets] += n;
+    for (int i = 0; i < n; i++) {
+        vhost_vring_count(vr->stats, pkts[i]->pkt_len,
+                          rte_pktmbuf_mtod(pkts[i], const uint8_t *));
+    }
+}
+
+/* Publishes what the datapath put in the used ring of 'vr' and interrupts
+ * the guest if it asked for it. */
+static void
+vhost_vring_publish(const struct vhost_conn *c, struct vhost_vring *vr)
+{
+    uint16_t new = vr->last_used;
+    bool need;
+
+    __atomic_store_n(&vr->used->idx, new, __ATOMIC_RELEASE);
+
+    /* The guest must see the new index before we look at whether it wants
+     * to hear of it (it looks at the index after it says so). */
+    rte_atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (c->event_idx) {
+        uint16_t event = __atomic_load_n(&vr->avail->ring[vr->size],
+                                         __ATOMIC_RELAXED);
+        uint16_t old = vr->signalled_used;
+
+        need = (!vr->signalled_valid
+                || (uint16_t) (new - event - 1) < (uint16_t) (new - old));
+    } else {
+        need = !(__atomic_load_n(&vr->avail->flags, __ATOMIC_RELAXED)
+                 & VRING_AVAIL_F_NO_INTERRUPT);
+    }
+    vr->signalled_used = new;
+    vr->signalled_valid = true;
+    if (need && vr->callfd >= 0) {
+        eventfd_write(vr->callfd, 1);
+        vr->stats[VHOST_VS_guest_notifications]++;
+    }
+}
+
+/* A descriptor chain, as ranges of host memory. */
+#define VHOST_CHAIN_VECS 64
+struct vhost_chain {
+    uint16_t head;
+    uint16_t n_vecs;
+    uint32_t len;                   /* Sum of 'vecs[*].len'. */
+    struct {
+        char *p;
+        uint32_t len;
+    } vecs[VHOST_CHAIN_VECS];
+};
+
+/* Reads the descriptor chain at 'head' of 'vr' into 'ch'.  Returns false
+ * if it breaks the rules. */
+static bool
+vhost_chain_get(const struct vhost_conn *c, struct vhost_vring *vr,
+                uint16_t head, struct vhost_chain *ch)
+{
+    const struct vring_desc *descs = vr->desc;
+    uint32_t n_descs = vr->size;
+    uint32_t idx = head;
+    struct vring_desc d;
+
+    ch->head = head;
+    ch->n_vecs = 0;
+    ch->len = 0;
+    if (head >= vr->size) {
+        return false;
+    }
+    d = descs[head];
+    if (d.flags & VRING_DESC_F_INDIRECT) {
+        if (!d.len || d.len % sizeof d || d.len / sizeof d > UINT16_MAX) {
+            return false;
+        }
+        descs = vhost_gpa_map_all(c->mem, &vr->region, d.addr, d.len);
+        if (!descs) {
+            return false;
+        }
+        n_descs = d.len / sizeof d;
+        idx = 0;
+    }
+    for (uint32_t steps = 0; ; steps++) {
+        uint64_t addr;
+        uint32_t len;
+
+        if (idx >= n_descs || steps >= n_descs) {
+            return false;
+        }
+        d = descs[idx];
+        if (d.flags & VRING_DESC_F_INDIRECT) {
+            return false;
+        }
+        addr = d.addr;
+        len = d.len;
+        while (len) {
+            uint64_t chunk = len;
+            char *p = vhost_gpa_map(c->mem, &vr->region, addr, &chunk);
+
+            if (!p || ch->n_vecs >= VHOST_CHAIN_VECS
+                || ch->len + chunk > UINT32_MAX) {
+                return false;
+            }
+            ch->vecs[ch->n_vecs].p = p;
+            ch->vecs[ch->n_vecs].len = chunk;
+            ch->n_vecs++;
+            ch->len += chunk;
+            addr += chunk;
+            len -= chunk;
+        }
+        if (!(d.flags & VRING_DESC_F_NEXT)) {
+            return true;
+        }
+        idx = d.next;
+    }
+}
+
+/* Copies 'len' bytes between offset 'ofs' of 'ch' and 'buf': into 'ch' if
+ * 'to_chain', otherwise out of it. */
+static void
+vhost_chain_copy(struct vhost_chain *ch, uint32_t ofs, void *buf_,
+                 uint32_t len, bool to_chain)
+{
+    char *buf = buf_;
+
+    for (int i = 0; len && i < ch->n_vecs; i++) {
+        uint32_t chunk;
+
+        if (ofs >= ch->vecs[i].len) {
+            ofs -= ch->vecs[i].len;
+            continue;
+        }
+        chunk = MIN(len, ch->vecs[i].len - ofs);
+        if (to_chain) {
+            memcpy(ch->vecs[i].p + ofs, buf, chunk);
+        } else {
+            memcpy(buf, ch->vecs[i].p + ofs, chunk);
+        }
+        buf += chunk;
+        len -= chunk;
+        ofs = 0;
+    }
+}
+
+/* Copies the packet in the chain at 'head' (without its virtio-net
+ * header) into 'm'.  Returns 0, EINVAL if the chain breaks the rules, or
+ * EMSGSIZE if the packet does not fit in 'm'. */
+static int
+vhost_dequeue_chain(const struct vhost_conn *c, struct vhost_vring *vr,
+                    uint16_t head, struct rte_mbuf *m)
+{
+    struct vhost_chain ch;
+    uint32_t len;
+
+    if (!vhost_chain_get(c, vr, head, &ch) || ch.len < c->hdr_len) {
+        return EINVAL;
+    }
+    len = ch.len - c->hdr_len;
+    if (len > rte_pktmbuf_tailroom(m)) {
+        return EMSGSIZE;
+    }
+    vhost_chain_copy(&ch, c->hdr_len, rte_pktmbuf_mtod(m, void *), len,
+                     false);
+    m->data_len = m->pkt_len = len;
+    return 0;
+}
+
+/* Takes up to 'n' packets that the guest sent on 'vr', into mbufs from
+ * 'mp'.  Returns how many.  Chains that break the rules and packets too
+ * long for an mbuf are dropped and counted in 'qs'. */
+static uint16_t
+vhost_split_dequeue(const struct vhost_conn *c, struct vhost_vring *vr,
+                    struct rte_mempool *mp, struct rte_mbuf **pkts,
+                    uint16_t n, struct vhost_queue_stats *qs)
+{
+    uint16_t mask = vr->size - 1;
+    uint16_t last = vr->last_avail;
+    uint16_t avail = __atomic_load_n(&vr->avail->idx, __ATOMIC_ACQUIRE);
+    uint16_t hdr_len = c->hdr_len;
+    uint16_t heads[NETDEV_MAX_BURST];
+    const char *srcs[NETDEV_MAX_BURST];
+    uint32_t lens[NETDEV_MAX_BURST];
+    uint16_t got = 0;
+
+    if (OVS_UNLIKELY((uint16_t) (avail - last) > vr->size)) {
+        vhost_bad_avail_idx(c, vr, avail);
+        return 0;
+    }
+    n = MIN(n, (uint16_t) (avail - last));
+    if (!n) {
+        return 0;
+    }
+    if (OVS_UNLIKELY(rte_pktmbuf_alloc_bulk(mp, pkts, n))) {
+        COVERAGE_INC(vhost_client_rx_no_mbuf);
+        return 0;
+    }
+
+    /* Every descriptor, then every buffer, on its way into the cache
+     * before the first copy. */
+    for (int i = 0; i < n; i++) {
+        heads[i] = vr->avail->ring[(uint16_t) (last + i) & mask];
+        rte_prefetch0(&vr->desc[heads[i] & mask]);
+    }
+    for (int i = 0; i < n; i++) {
+        struct vring_desc d;
+
+        srcs[i] = NULL;
+        if (OVS_UNLIKELY(heads[i] > mask)) {
+            continue;
+        }
+        d = vr->desc[heads[i]];
+        if (OVS_LIKELY(!(d.flags & (VRING_DESC_F_NEXT
+                                    | VRING_DESC_F_INDIRECT))
+                       && d.len >= hdr_len)) {
+            srcs[i] = vhost_gpa_map_all(c->mem, &vr->region, d.addr, d.len);
+            if (srcs[i]) {
+                srcs[i] += hdr_len;
+                lens[i] = d.len - hdr_len;
+                rte_prefetch0(srcs[i]);
+            }
+        }
+    }
+
+    for (int i = 0; i < n; i++) {
+        struct rte_mbuf *m = pkts[got];
+        struct vring_used_elem *u;
+        int error;
+
+        if (OVS_LIKELY(srcs[i] && lens[i] <= rte_pktmbuf_tailroom(m))) {
+            memcpy(rte_pktmbuf_mtod(m, void *), srcs[i], lens[i]);
+            m->data_len = m->pkt_len = lens[i];
+            error = 0;
+        } else {
+            error = vhost_dequeue_chain(c, vr, heads[i], m);
+        }
+        u = &vr->used->ring[vr->last_used++ & mask];
+        u->id = heads[i];
+        u->len = 0;
+        if (OVS_LIKELY(!error)) {
+            vhost_vring_count(vr->stats, m->pkt_len,
+                              rte_pktmbuf_mtod(m, const uint8_t *));
+            got++;
+        } else if (error == EMSGSIZE) {
+            qs->rx_oversize_drops++;
+        } else {
+            qs->rx_bad_desc_drops++;
+            vhost_bad_desc(c, vr->index);
+        }
+    }
+    vr->last_avail = last + n;
+    vr->stats[VHOST_VS_good_packets] += got;
+    if (got < n) {
+        rte_pktmbuf_free_bulk(&pkts[got], n - got);
+    }
+    vhost_vring_publish(c, vr);
+    return got;
+}
+
+/* Puts 'm' into receive buffers of 'vr' in the general way: chains of
+ * descriptors, buffers that span memory regions, and with mergeable
+ * receive buffers, several buffers.  'avail' is the guest's avail index.
+ * Returns 0 if it was sent, EAGAIN if the guest has no room for it now,
+ * EMSGSIZE if it never will (its buffers are too small), EINVAL if a
+ * buffer breaks the rules (then given back, empty). */
+static int
+vhost_enqueue_slow(const struct vhost_conn *c, struct vhost_vring *vr,
+                   uint16_t avail, struct rte_mbuf *m)
+{
+    struct virtio_net_hdr_mrg_rxbuf hdr;
+    uint16_t mask = vr->size - 1;
+    uint32_t total = m->pkt_len + c->hdr_len;
+    uint32_t done = 0;
+    struct vhost_chain first, more;
+    uint16_t taken = 0;
+
+    if (m->nb_segs != 1) {
+        return EMSGSIZE;
+    }
+    while (done < total) {
+        struct vhost_chain *ch = taken ? &more : &first;
+        struct vring_used_elem *u;
+        uint32_t ofs = 0, chunk;
+        uint16_t head;
+
+        if ((uint16_t) (avail - vr->last_avail) <= taken) {
+            return EAGAIN;
+        }
+        head = vr->avail->ring[(uint16_t) (vr->last_avail + taken) & mask];
+        if (!vhost_chain_get(c, vr, head, ch)
+            || (!taken && ch->len < c->hdr_len)) {
+            /* Give the chain back, empty, with those taken before. */
+            u = &vr->used->ring[(uint16_t) (vr->last_used + taken) & mask];
+            u->id = head;
+            u->len = 0;
+            for (int i = 0; i < taken; i++) {
+                vr->used->ring[(uint16_t) (vr->last_used + i) & mask].len = 0;
+            }
+            vr->last_avail += taken + 1;
+            vr->last_used += taken + 1;
+            return EINVAL;
+        }
+        if (!taken) {
+            if (!c->mrg_rxbuf && ch->len < total) {
+                return EMSGSIZE;
+            }
+            ofs = done = c->hdr_len;
+        }
+        chunk = MIN(ch->len - ofs, total - done);
+        vhost_chain_copy(ch, ofs,
+                         rte_pktmbuf_mtod_offset(m, char *,
+                                                 done - c->hdr_len),
+                         chunk, true);
+        done += chunk;
+        u = &vr->used->ring[(uint16_t) (vr->last_used + taken) & mask];
+        u->id = head;
+        u->len = ofs + chunk;
+        taken++;
+    }
+    memset(&hdr, 0, sizeof hdr);
+    hdr.num_buffers = taken;
+    vhost_chain_copy(&first, 0, &hdr, c->hdr_len, true);
+    vr->last_avail += taken;
+    vr->last_used += taken;
+    return 0;
+}
+
+/* Gives the guest copies of up to 'n' packets on 'vr'.  Returns how many
+ * of 'pkts' it went through: the guest's ring may fill up before.  Those
+ * it could not deliver at all are counted in '*dropped' and
+ * '*dropped_bytes'. */
+static uint16_t
+vhost_split_enqueue(const struct vhost_conn *c, struct vhost_vring *vr,
+                    struct rte_mbuf **pkts, uint16_t n, uint64_t *dropped,
+                    uint64_t *dropped_bytes)
+{
+    uint16_t mask = vr->size - 1;
+    uint16_t avail = __atomic_load_n(&vr->avail->idx, __ATOMIC_ACQUIRE);
+    uint16_t first = vr->last_avail;
+    uint16_t first_used = vr->last_used;
+    uint16_t n_free = avail - first;
+    uint16_t hdr_len = c->hdr_len;
+    uint16_t heads[NETDEV_MAX_BURST];
+    char *dsts[NETDEV_MAX_BURST];
+    uint32_t caps[NETDEV_MAX_BURST];
+    uint16_t n_pre, done = 0;
+    uint64_t sent = 0;
+
+    if (OVS_UNLIKELY(n_free > vr->size)) {
+        vhost_bad_avail_idx(c, vr, avail);
+        return 0;
+    } else if (!n_free) {
+        return 0;
+    }
+
+    /* Guess one buffer a packet: every descriptor, then every buffer, on
+     * its way into the cache before the first copy. */
+    n_pre = MIN(n, n_free);
+    for (int i = 0; i < n_pre; i++) {
+        heads[i] = vr->avail->ring[(uint16_t) (first + i) & mask];
+        rte_prefetch0(&vr->desc[heads[i] & mask]);
+    }
+    for (int i = 0; i < n_pre; i++) {
+        struct vring_desc d;
+
+        dsts[i] = NULL;
+        if (OVS_UNLIKELY(heads[i] > mask)) {
+            continue;
+        }
+        d = vr->desc[heads[i]];
+        if (OVS_LIKELY(!(d.flags & (VRING_DESC_F_NEXT
+                                    | VRING_DESC_F_INDIRECT)))) {
+            dsts[i] = vhost_gpa_map_all(c->mem, &vr->region, d.addr, d.len);
+            caps[i] = d.len;
+            if (dsts[i]) {
+                rte_prefetch0(dsts[i]);
+            }
+        }
+    }
+
+    for (; done < n; done++) {
+        struct rte_mbuf *m = pkts[done];
+        uint16_t k = vr->last_avail - first;
+        uint32_t total = m->pkt_len + hdr_len;
+
+        if (OVS_LIKELY(k < n_pre && dsts[k] && caps[k] >= total
+                       && m->nb_segs == 1)) {
+            struct virtio_net_hdr_mrg_rxbuf *h = (void *) dsts[k];
+            struct vring_used_elem *u;
+
+            memset(h, 0, hdr_len);
+            if (hdr_len == sizeof *h) {
+                h->num_buffers = 1;
+            }
+            memcpy(dsts[k] + hdr_len, rte_pktmbuf_mtod(m, void *),
+                   m->pkt_len);
+            u = &vr->used->ring[vr->last_used++ & mask];
+            u->id = heads[k];
+            u->len = total;
+            vr->last_avail++;
+        } else {
+            int error = vhost_enqueue_slow(c, vr, avail, m);
+
+            if (error == EAGAIN) {
+                break;
+            } else if (error) {
+                if (error == EINVAL) {
+                    vhost_bad_desc(c, vr->index);
+                }
+                *dropped += 1;
+                *dropped_bytes += m->pkt_len;
+                continue;
+            }
+        }
+        vhost_vring_count(vr->stats, m->pkt_len,
+                          rte_pktmbuf_mtod(m, const uint8_t *));
+        sent++;
+    }
+    vr->stats[VHOST_VS_good_packets] += sent;
+    if (vr->last_used != first_used) {
+        vhost_vring_publish(c, vr);
+    }
+    return done;
+}
+
+/* A RARP request from 'mac', which the guest's hypervisor asks us to send
+ * on its behalf after a live migration (VHOST_USER_SEND_RARP), as
+ * librte_vhost's datapath does. */
+static struct rte_mbuf *
+vhost_make_rarp(struct rte_mempool *mp, const struct eth_addr mac)
+{
+    struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
+    struct dp_packet *p;
+
+    if (!m) {
+        return NULL;
+    }
+    p = CONTAINER_OF(m, struct dp_packet, mbuf);
+    dp_packet_set_size(p, 0);
+    compose_rarp(p, mac);
+    if (dp_packet_size(p) < ETH_TOTAL_MIN) {
+        dp_packet_put_zeros(p, ETH_TOTAL_MIN - dp_packet_size(p));
+    }
+    return m;
+}
+
 static struct netdev_rxq *
 netdev_vhost_rxq_alloc(void)
 {
@@ -2451,6 +3378,33 @@ netdev_vhost_rxq_enabled(struct netdev_rxq *rxq)
     return rxq->queue_id == 0 || qp_bit_get(dev->rx_enabled, rxq->queue_id);
 }
 
+static inline bool
+vhost_conn_paused(const struct vhost_conn *c)
+{
+    bool paused;
+
+    atomic_read_explicit(&CONST_CAST(struct vhost_conn *, c)->paused,
+                         &paused, memory_order_acquire);
+    return paused;
+}
+
+/* Puts the RARP request that the guest's hypervisor asked for, if any and
+ * if no other thread took it, in '*pkt'.  Returns 1 if it did, else 0. */
+static inline int
+vhost_rarp_claim(struct vhost_conn *c, struct rte_mempool *mp,
+                 struct rte_mbuf **pkt)
+{
+    bool pending;
+
+    atomic_read_relaxed(&c->rarp_pending, &pending);
+    if (OVS_LIKELY(!pending)) {
+        return 0;
+    }
+    pending = atomic_exchange(&c->rarp_pending, false);
+    *pkt = pending ? vhost_make_rarp(mp, c->rarp_mac) : NULL;
+    return *pkt != NULL;
+}
+
 /* Receives a burst of packets that the guest transmitted. */
 static int
 netdev_vhost_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
@@ -2461,8 +3415,11 @@ netdev_vhost_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
     struct rte_mbuf **pkts = (struct rte_mbuf **) batch->packets;
     struct vhost_queue_stats *stats;
     struct vhost_policer *policer;
-    uint16_t vring, n;
+    struct vhost_vring *vr;
+    struct vhost_conn *c;
+    uint16_t vring, n = 0;
     uint64_t bytes = 0;
+    int fill = 0;
     bool up;
 
     atomic_read_relaxed(&dev->admin_up, &up);
@@ -2470,14 +3427,42 @@ netdev_vhost_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
         return EAGAIN;
     }
 
+    c = dev->conn;
     vring = VHOST_GUEST_TX_VRING(rxq->queue_id);
-    n = rte_vhost_dequeue_burst(vid, vring, dev->mp, pkts, NETDEV_MAX_BURST);
+    vr = vhost_conn_vring(c, vring);
+    if (OVS_UNLIKELY(!vr) || OVS_UNLIKELY(!rte_spinlock_trylock(&vr->lock))) {
+        return EAGAIN;
+    }
+    stats = &dev->rxqs[rxq->queue_id].stats;
+    if (OVS_UNLIKELY(vhost_conn_paused(c))) {
+        /* A vhost-user message is being handled. */
+    } else if (OVS_LIKELY(c->fast)) {
+        if (OVS_LIKELY(vr->ready)) {
+            int first = vhost_rarp_claim(c, dev->mp, pkts);
+
+            n = first + vhost_split_dequeue(c, vr, dev->mp, pkts + first,
+                                            NETDEV_MAX_BURST - first, stats);
+            if (qfill && n == NETDEV_MAX_BURST) {
+                fill = (uint16_t) (__atomic_load_n(&vr->avail->idx,
+                                                   __ATOMIC_RELAXED)
+                                   - vr->last_avail);
+            }
+        }
+    } else {
+        n = rte_vhost_dequeue_burst(vid, vring, dev->mp, pkts,
+                                    NETDEV_MAX_BURST);
+        vhost_vring_count_mbufs(vr, pkts, n);
+    }
+    rte_spinlock_unlock(&vr->lock);
     if (!n) {
         return EAGAIN;
     }
 
     if (qfill) {
-        *qfill = (n == NETDEV_MAX_BURST
+        /* librte_vhost's count takes the vring's lock, which its thread
+         * may hold while it waits for ours. */
+        *qfill = (c->fast ? fill
+                  : n == NETDEV_MAX_BURST
                   ? rte_vhost_rx_queue_count(vid, vring) & UINT16_MAX
                   : 0);
     }
@@ -2485,7 +3470,6 @@ netdev_vhost_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
     for (int i = 0; i < n; i++) {
         bytes += pkts[i]->pkt_len;
     }
-    stats = &dev->rxqs[rxq->queue_id].stats;
     stats->packets += n;
     stats->bytes += bytes;
 
@@ -2622,10 +3606,13 @@ netdev_vhost_send(struct netdev *netdev, int qid,
     struct rte_mbuf *pkts[NETDEV_MAX_BURST];
     struct vhost_txq_state *txq;
     struct dp_packet *packet;
+    struct vhost_vring *vr;
+    struct vhost_conn *c;
     struct vhost_qos *qos;
     int n_pkts = 0, sent = 0, retries = 0, max_retries;
     uint32_t max_len = dev->max_frame_len;
     uint64_t bytes = 0, mtu_drops = 0, fail_drops = 0, qos_drops = 0;
+    uint64_t bad_drops = 0, bad_bytes = 0;
     int vring;
     bool up;
 
@@ -2700,15 +3687,30 @@ netdev_vhost_send(struct netdev *netdev, int qid,
     }
 
     atomic_read_relaxed(&dev->tx_retries_max, &max_retries);
-    while (sent < n_pkts) {
-        uint16_t n = rte_vhost_enqueue_burst(vid, VHOST_GUEST_RX_VRING(vring),
-                                             &pkts[sent], n_pkts - sent);
+    c = dev->conn;
+    vr = vhost_conn_vring(c, VHOST_GUEST_RX_VRING(vring));
+    if (OVS_LIKELY(vr) && n_pkts) {
+        rte_spinlock_lock(&vr->lock);
+        while (!vhost_conn_paused(c) && sent < n_pkts) {
+            uint16_t n;
 
-        sent += n;
-        if (!n || sent == n_pkts || retries >= max_retries) {
-            break;
+            if (OVS_LIKELY(c->fast)) {
+                n = (vr->ready
+                     ? vhost_split_enqueue(c, vr, &pkts[sent], n_pkts - sent,
+                                           &bad_drops, &bad_bytes)
+                     : 0);
+            } else {
+                n = rte_vhost_enqueue_burst(vid, VHOST_GUEST_RX_VRING(vring),
+                                            &pkts[sent], n_pkts - sent);
+                vhost_vring_count_mbufs(vr, &pkts[sent], n);
+            }
+            sent += n;
+            if (!n || sent == n_pkts || retries >= max_retries) {
+                break;
+            }
+            retries++;
         }
-        retries++;
+        rte_spinlock_unlock(&vr->lock);
     }
 
     if (OVS_UNLIKELY(sent < n_pkts)) {
@@ -2717,14 +3719,19 @@ netdev_vhost_send(struct netdev *netdev, int qid,
         }
     }
     rte_pktmbuf_free_bulk(pkts, n_pkts);
+    /* Packets that the guest's buffers could never take. */
+    sent -= bad_drops;
+    bytes -= bad_bytes;
+    fail_drops += bad_drops;
 
     txq->stats.packets += sent;
     txq->stats.bytes += bytes;
     if (OVS_UNLIKELY(sent < n_pkts || mtu_drops || fail_drops || retries
                      || qos_drops)) {
-        txq->stats.dropped += ((n_pkts - sent) + mtu_drops + fail_drops
-                               + qos_drops);
-        txq->stats.tx_failure_drops += (n_pkts - sent) + fail_drops;
+        int unsent = n_pkts - bad_drops - sent;
+
+        txq->stats.dropped += unsent + mtu_drops + fail_drops + qos_drops;
+        txq->stats.tx_failure_drops += unsent + fail_drops;
         txq->stats.tx_mtu_exceeded_drops += mtu_drops;
         txq->stats.tx_qos_drops += qos_drops;
         txq->stats.tx_retries += retries;
@@ -2764,119 +3771,65 @@ netdev_vhost_get_carrier_resets(const struct netdev *netdev)
     return connects;
 }
 
-/* Per-vring counters, kept by librte_vhost (RTE_VHOST_USER_NET_STATS_ENABLE)
- * for each connection.  It names them "<rx|tx>_q<N>_<name>", from our
- * side: "rx" for the vrings the guest transmits on.  '<name>' is the same
- * for every vring; these are the names, in DPDK's order. */
-#define VHOST_VRING_STATS_MAX 32
-static char vring_stat_names[VHOST_VRING_STATS_MAX][RTE_VHOST_STATS_NAME_SIZE]
-    OVS_GUARDED_BY(vhost_stats_mutex);
-static int n_vring_stats OVS_GUARDED_BY(vhost_stats_mutex);
-
-/* The per-vring counters that fill struct netdev_stats: the member for
- * our rx vrings, the member for our tx vrings, DPDK's name.  Undersized
- * packets count as up to 64 bytes, and DPDK's 1518/1519 boundary stands
- * for OVS's 1522/1523. */
+/* The per-vring counters that fill struct netdev_stats: the member for our
+ * rx vrings, the member for our tx vrings, the counter.  Undersized
+ * packets count as up to 64 bytes, and the 1518/1519 boundary stands for
+ * OVS's 1522/1523. */
 #define VHOST_VRING_PORT_STATS                                              \
     VHOST_VRING_PORT_STAT(multicast, tx_multicast_packets,                  \
-                          "multicast_packets")                              \
+                          multicast_packets)                                \
     VHOST_VRING_PORT_STAT(rx_broadcast_packets, tx_broadcast_packets,       \
-                          "broadcast_packets")                              \
+                          broadcast_packets)                                \
     VHOST_VRING_PORT_STAT(rx_1_to_64_packets, tx_1_to_64_packets,           \
-                          "undersize_packets")                              \
+                          undersize_packets)                                \
     VHOST_VRING_PORT_STAT(rx_1_to_64_packets, tx_1_to_64_packets,           \
-                          "size_64_packets")                                \
+                          size_64_packets)                                  \
     VHOST_VRING_PORT_STAT(rx_65_to_127_packets, tx_65_to_127_packets,       \
-                          "size_65_127_packets")                            \
+                          size_65_127_packets)                              \
     VHOST_VRING_PORT_STAT(rx_128_to_255_packets, tx_128_to_255_packets,     \
-                          "size_128_255_packets")                           \
+                          size_128_255_packets)                             \
     VHOST_VRING_PORT_STAT(rx_256_to_511_packets, tx_256_to_511_packets,     \
-                          "size_256_511_packets")                           \
+                          size_256_511_packets)                             \
     VHOST_VRING_PORT_STAT(rx_512_to_1023_packets, tx_512_to_1023_packets,   \
-                          "size_512_1023_packets")                          \
+                          size_512_1023_packets)                            \
     VHOST_VRING_PORT_STAT(rx_1024_to_1522_packets, tx_1024_to_1522_packets, \
-                          "size_1024_1518_packets")                         \
+                          size_1024_1518_packets)                           \
     VHOST_VRING_PORT_STAT(rx_1523_to_max_packets, tx_1523_to_max_packets,   \
-                          "size_1519_max_packets")
-
-static bool
-vhost_vring_stats_init(int vid)
-    OVS_REQUIRES(vhost_stats_mutex)
-{
-    struct rte_vhost_stat_name names[VHOST_VRING_STATS_MAX];
-    int n;
-
-    if (n_vring_stats) {
-        return true;
-    }
-    n = rte_vhost_vring_stats_get_names(vid, 0, names, ARRAY_SIZE(names));
-    if (n <= 0 || n > VHOST_VRING_STATS_MAX) {
-        return false;
-    }
-    for (int i = 0; i < n; i++) {
-        const char *q = strstr(names[i].name, "_q");
-        const char *rest = q ? strchr(q + 2, '_') : NULL;
-
-        ovs_strlcpy(vring_stat_names[i], rest ? rest + 1 : names[i].name,
-                    sizeof vring_stat_names[i]);
-    }
-    n_vring_stats = n;
-    return true;
-}
+                          size_1519_max_packets)
 
 /* Returns 'dev''s per-vring counters, those of the connections that ended
- * plus the live ones, as '*n_vringsp' rows of 'n_vring_stats' values, or
- * NULL if there are none.  The caller frees them. */
-static uint64_t *
-vhost_vring_stats_read(struct netdev_vhost *dev, int *n_vringsp)
-    OVS_REQUIRES(vhost_stats_mutex)
+ * plus the live ones, as '*n_vringsp' rows, or NULL if there are none.
+ * The caller frees them. */
+static uint64_t (*
+vhost_vring_stats_read(const struct netdev_vhost *dev, int *n_vringsp))
+    [VHOST_N_VRING_STATS]
+    OVS_REQUIRES(vhost_mutex)
 {
-    int vid = vhost_conn_vid(dev);
-    int n_live = 0, n;
-    uint64_t *v;
+    uint64_t (*v)[VHOST_N_VRING_STATS];
+    int n = dev->n_vring_base;
 
-    if (vid >= 0 && vid_dev_get(vid) == dev && vhost_vring_stats_init(vid)) {
-        n_live = MIN(rte_vhost_get_vring_num(vid), 2 * VHOST_MAX_QUEUE_PAIRS);
+    for (int i = 0; dev->conn && i < VHOST_MAX_VRINGS; i++) {
+        if (vhost_conn_vring(dev->conn, i)) {
+            n = MAX(n, i + 1);
+        }
     }
-    n = MAX(n_live, dev->n_vring_base);
-    *n_vringsp = n_vring_stats ? n : 0;
-    if (!*n_vringsp) {
+    *n_vringsp = n;
+    if (!n) {
         return NULL;
     }
 
-    v = xcalloc(n * n_vring_stats, sizeof *v);
+    v = xcalloc(n, sizeof *v);
     if (dev->n_vring_base) {
-        memcpy(v, dev->vring_base,
-               dev->n_vring_base * n_vring_stats * sizeof *v);
+        memcpy(v, dev->vring_base, dev->n_vring_base * sizeof *v);
     }
-    for (int vring = 0; vring < n_live; vring++) {
-        struct rte_vhost_stat st[VHOST_VRING_STATS_MAX];
+    for (int i = 0; dev->conn && i < n; i++) {
+        const struct vhost_vring *vr = vhost_conn_vring(dev->conn, i);
 
-        if (rte_vhost_vring_stats_get(vid, vring, st, n_vring_stats)
-            != n_vring_stats) {
-            continue;
-        }
-        for (int i = 0; i < n_vring_stats; i++) {
-            if (st[i].id < n_vring_stats) {
-                v[vring * n_vring_stats + st[i].id] += st[i].value;
-            }
+        for (int k = 0; vr && k < VHOST_N_VRING_STATS; k++) {
+            v[i][k] += vr->stats[k];
         }
     }
     return v;
-}
-
-static void
-vhost_vring_stats_fold(struct netdev_vhost *dev)
-    OVS_REQUIRES(vhost_stats_mutex)
-{
-    int n;
-    uint64_t *v = vhost_vring_stats_read(dev, &n);
-
-    if (v) {
-        free(dev->vring_base);
-        dev->vring_base = v;
-        dev->n_vring_base = n;
-    }
 }
 
 static int
@@ -2885,47 +3838,38 @@ netdev_vhost_get_stats(const struct netdev *netdev,
 {
     struct netdev_vhost *dev = netdev_vhost_cast(netdev);
     struct vhost_queue_stats rx, tx;
-    uint64_t *v;
+    uint64_t (*v)[VHOST_N_VRING_STATS];
     int n_vrings;
 
     ovs_mutex_lock(&vhost_mutex);
     vhost_sum_stats(dev, &rx, &tx);
+    v = vhost_vring_stats_read(dev, &n_vrings);
     ovs_mutex_unlock(&vhost_mutex);
 
     stats->rx_packets = rx.packets;
     stats->rx_bytes = rx.bytes;
     stats->rx_dropped = rx.dropped;
-    stats->rx_errors = 0;
+    stats->rx_errors = rx.rx_oversize_drops + rx.rx_bad_desc_drops;
+    stats->rx_length_errors = rx.rx_oversize_drops;
     stats->tx_packets = tx.packets;
     stats->tx_bytes = tx.bytes;
     stats->tx_dropped = tx.dropped;
     stats->tx_errors = 0;
 
-    ovs_mutex_lock(&vhost_stats_mutex);
-    v = vhost_vring_stats_read(dev, &n_vrings);
-    if (v) {
 #define VHOST_VRING_PORT_STAT(RX, TX, NAME) stats->RX = stats->TX = 0;
+    VHOST_VRING_PORT_STATS
+#undef VHOST_VRING_PORT_STAT
+    for (int vring = 0; vring < n_vrings; vring++) {
+#define VHOST_VRING_PORT_STAT(RX, TX, NAME)                     \
+        if (vring % 2) {                                        \
+            stats->RX += v[vring][VHOST_VS_##NAME];             \
+        } else {                                                \
+            stats->TX += v[vring][VHOST_VS_##NAME];             \
+        }
         VHOST_VRING_PORT_STATS
 #undef VHOST_VRING_PORT_STAT
-        for (int vring = 0; vring < n_vrings; vring++) {
-            const uint64_t *row = &v[vring * n_vring_stats];
-
-            for (int i = 0; i < n_vring_stats; i++) {
-#define VHOST_VRING_PORT_STAT(RX, TX, NAME)                     \
-                if (!strcmp(vring_stat_names[i], NAME)) {       \
-                    if (vring % 2) {                            \
-                        stats->RX += row[i];                    \
-                    } else {                                    \
-                        stats->TX += row[i];                    \
-                    }                                           \
-                }
-                VHOST_VRING_PORT_STATS
-#undef VHOST_VRING_PORT_STAT
-            }
-        }
-        free(v);
     }
-    ovs_mutex_unlock(&vhost_stats_mutex);
+    free(v);
     return 0;
 }
 
@@ -2935,21 +3879,19 @@ netdev_vhost_get_custom_stats(const struct netdev *netdev,
 {
     struct netdev_vhost *dev = netdev_vhost_cast(netdev);
     struct vhost_queue_stats rx, tx;
-    uint64_t *v;
+    uint64_t (*v)[VHOST_N_VRING_STATS];
     int n_vrings;
     int i = 0;
 
     ovs_mutex_lock(&vhost_mutex);
     vhost_sum_stats(dev, &rx, &tx);
-    ovs_mutex_unlock(&vhost_mutex);
-
-    ovs_mutex_lock(&vhost_stats_mutex);
     v = vhost_vring_stats_read(dev, &n_vrings);
+    ovs_mutex_unlock(&vhost_mutex);
 
 #define VHOST_CUSTOM_STAT(DIR, NAME) + 1
     custom->size = 0 VHOST_CUSTOM_STATS;
 #undef VHOST_CUSTOM_STAT
-    custom->size += n_vrings * n_vring_stats;
+    custom->size += n_vrings * VHOST_N_VRING_STATS;
     custom->counters = xcalloc(custom->size, sizeof *custom->counters);
 #define VHOST_CUSTOM_STAT(DIR, NAME)                                \
     ovs_strlcpy(custom->counters[i].name, "ovs_" #NAME,             \
@@ -2964,18 +3906,30 @@ netdev_vhost_get_custom_stats(const struct netdev *netdev,
             int vring = dir ? VHOST_GUEST_RX_VRING(qp)
                             : VHOST_GUEST_TX_VRING(qp);
 
-            for (int k = 0; k < n_vring_stats; k++) {
+            for (int k = 0; k < VHOST_N_VRING_STATS; k++) {
                 snprintf(custom->counters[i].name,
                          NETDEV_CUSTOM_STATS_NAME_SIZE, "%s_q%d_%s",
-                         dir ? "tx" : "rx", qp, vring_stat_names[k]);
-                custom->counters[i++].value = v[vring * n_vring_stats + k];
+                         dir ? "tx" : "rx", qp, vhost_vring_stat_names[k]);
+                custom->counters[i++].value = v[vring][k];
             }
         }
     }
-    ovs_mutex_unlock(&vhost_stats_mutex);
     custom->size = i;
     free(v);
     return 0;
+}
+
+/* Which datapath moves the packets of 'c' (read without pausing it: it may
+ * change right after). */
+static void
+vhost_put_datapath(const struct vhost_conn *c, struct smap *args)
+{
+    if (c->fast) {
+        smap_add(args, "datapath", "split-ring");
+    } else {
+        smap_add_format(args, "datapath", "librte_vhost (%s)",
+                        c->slow_reason);
+    }
 }
 
 static void
@@ -3008,6 +3962,7 @@ vhost_put_status(const struct netdev_vhost *dev, struct smap *args)
         smap_add_format(args, "features", "0x%016"PRIx64, dev->features);
         smap_add_format(args, "num_of_vrings", "%u",
                         rte_vhost_get_vring_num(vid));
+        vhost_put_datapath(dev->conn, args);
         if (userspace_tso_enabled()) {
             /* What the guest takes from us as it is. */
             smap_add(args, "tx_tso_offload",
@@ -3202,6 +4157,22 @@ vhost_show_port(struct ds *reply, const struct netdev_vhost *dev)
 
     ds_put_format(reply, "  vid: %d\n  connects: %"PRIu64"\n",
                   vhost_conn_vid(dev), dev->connects);
+    for (int i = 0; dev->conn && i < VHOST_MAX_VRINGS; i++) {
+        const struct vhost_vring *vr = vhost_conn_vring(dev->conn, i);
+
+        /* A snapshot, taken while the PMD threads run. */
+        if (vr) {
+            ds_put_format(reply, "  vring %d (%s %d): %s, avail %"PRIu16
+                          ", used %"PRIu16", %"PRIu64" packets, %"PRIu64
+                          " guest notifications\n", i,
+                          i % 2 ? "rx from guest queue" : "tx to guest queue",
+                          i / 2,
+                          vr->ready ? "ready" : "not ready",
+                          vr->last_avail, vr->last_used,
+                          vr->stats[VHOST_VS_good_packets],
+                          vr->stats[VHOST_VS_guest_notifications]);
+        }
+    }
     ds_put_format(reply, "  mtu: %d\n", dev->mtu);
     ds_put_format(reply, "  offered features: 0x%016"PRIx64", protocol "
                   "features: 0x%016"PRIx64"\n", dev->offered,
