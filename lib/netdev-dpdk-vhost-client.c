@@ -362,6 +362,7 @@ struct vhost_conn {
     /* Written by the control thread while paused. */
     bool fast;                      /* Our datapath, not librte_vhost's. */
     bool event_idx;                 /* VIRTIO_RING_F_EVENT_IDX. */
+    bool in_order;                  /* VIRTIO_F_IN_ORDER. */
     bool mrg_rxbuf;                 /* VIRTIO_NET_F_MRG_RXBUF. */
     uint16_t hdr_len;               /* Of the virtio-net header. */
     const char *slow_reason;        /* Why not 'fast'. */
@@ -972,6 +973,7 @@ vhost_conn_refresh(struct vhost_conn *c)
 
     rte_vhost_get_negotiated_features(c->vid, &features);
     c->event_idx = features & (1ULL << VIRTIO_RING_F_EVENT_IDX);
+    c->in_order = features & (1ULL << VIRTIO_F_IN_ORDER);
     c->mrg_rxbuf = features & (1ULL << VIRTIO_NET_F_MRG_RXBUF);
     c->hdr_len = (features & ((1ULL << VIRTIO_NET_F_MRG_RXBUF)
                               | (1ULL << VIRTIO_F_VERSION_1))
@@ -1456,9 +1458,13 @@ vhost_register(const char *path, bool server, uint64_t *offered,
         unsupported = ((1ULL << VIRTIO_NET_F_HOST_UFO)
                        | (1ULL << VIRTIO_NET_F_HOST_ECN));
     } else {
-        /* No checksum offload, and so none of the offloads that need it:
-         * the guest sends complete packets. */
-        unsupported = 1ULL << VIRTIO_NET_F_CSUM;
+        /* No checksum offload, nor any of the offloads that need it: the
+         * guest sends complete packets. */
+        unsupported = ((1ULL << VIRTIO_NET_F_CSUM)
+                       | (1ULL << VIRTIO_NET_F_HOST_TSO4)
+                       | (1ULL << VIRTIO_NET_F_HOST_TSO6)
+                       | (1ULL << VIRTIO_NET_F_HOST_ECN)
+                       | (1ULL << VIRTIO_NET_F_HOST_UFO));
     }
 
     step = "register";
@@ -2865,6 +2871,29 @@ vhost_bad_desc(const struct vhost_conn *c, int vring)
     }
 }
 
+/* Starts bringing the lines that the 'len' bytes at 'p' span into the
+ * cache, the first four of a large packet (the hardware follows the
+ * rest), ready to be written if 'write'. */
+static inline void
+vhost_prefetch(const char *p, uint32_t len, bool write)
+{
+    uintptr_t line = (uintptr_t) p & ~(uintptr_t) (CACHE_LINE_SIZE - 1);
+    uintptr_t last = (((uintptr_t) p + MIN(len, 4 * CACHE_LINE_SIZE) - 1)
+                      & ~(uintptr_t) (CACHE_LINE_SIZE - 1));
+
+    for (; len && line <= last; line += CACHE_LINE_SIZE) {
+#if defined(__x86_64__)
+        if (write) {
+            /* PREFETCHW (a no-op on the processors that lack it). */
+            asm volatile("prefetchw %0"
+                         : : "m" (*(const volatile char *) line));
+            continue;
+        }
+#endif
+        rte_prefetch0((const void *) line);
+    }
+}
+
 /* Counts a packet of 'len' bytes to or from Ethernet address 'dst'. */
 static inline void
 vhost_vring_count(uint64_t *stats, uint32_t len, const uint8_t *dst)
@@ -3117,7 +3146,7 @@ vhost_split_dequeue(const struct vhost_conn *c, struct vhost_vring *vr,
             if (srcs[i]) {
                 srcs[i] += hdr_len;
                 lens[i] = d.len - hdr_len;
-                rte_prefetch0(srcs[i]);
+                vhost_prefetch(srcs[i], lens[i], false);
             }
         }
     }
@@ -3134,9 +3163,13 @@ vhost_split_dequeue(const struct vhost_conn *c, struct vhost_vring *vr,
         } else {
             error = vhost_dequeue_chain(c, vr, heads[i], m);
         }
-        u = &vr->used->ring[vr->last_used++ & mask];
-        u->id = heads[i];
-        u->len = 0;
+        if (!c->in_order || i == n - 1) {
+            /* With VIRTIO_F_IN_ORDER, the last entry of a batch stands for
+             * the batch. */
+            u = &vr->used->ring[(uint16_t) (vr->last_used + i) & mask];
+            u->id = heads[i];
+            u->len = 0;
+        }
         if (OVS_LIKELY(!error)) {
             vhost_vring_count(vr->stats, m->pkt_len,
                               rte_pktmbuf_mtod(m, const uint8_t *));
@@ -3149,6 +3182,7 @@ vhost_split_dequeue(const struct vhost_conn *c, struct vhost_vring *vr,
         }
     }
     vr->last_avail = last + n;
+    vr->last_used += n;
     vr->stats[VHOST_VS_good_packets] += got;
     if (got < n) {
         rte_pktmbuf_free_bulk(&pkts[got], n - got);
@@ -3273,7 +3307,9 @@ vhost_split_enqueue(const struct vhost_conn *c, struct vhost_vring *vr,
             dsts[i] = vhost_gpa_map_all(c->mem, &vr->region, d.addr, d.len);
             caps[i] = d.len;
             if (dsts[i]) {
-                rte_prefetch0(dsts[i]);
+                vhost_prefetch(dsts[i],
+                               MIN(caps[i], pkts[i]->pkt_len + hdr_len),
+                               true);
             }
         }
     }
@@ -3288,7 +3324,8 @@ vhost_split_enqueue(const struct vhost_conn *c, struct vhost_vring *vr,
             struct virtio_net_hdr_mrg_rxbuf *h = (void *) dsts[k];
             struct vring_used_elem *u;
 
-            memset(h, 0, hdr_len);
+            /* No offloads: all zeros, but for one buffer. */
+            memset(&h->hdr, 0, sizeof h->hdr);
             if (hdr_len == sizeof *h) {
                 h->num_buffers = 1;
             }

@@ -23,8 +23,10 @@
  * client and connects to the socket that the guest's hypervisor created in
  * server mode, options:vhost-server-path, reconnecting after either side
  * restarts) and "dpdkvhostuser" (Open vSwitch listens on a socket named
- * after the port).  Packets move between PMD threads and the guest's
- * virtqueues with DPDK's librte_vhost burst enqueue and dequeue. */
+ * after the port).  librte_vhost speaks vhost-user and maps the guest's
+ * memory; packets move between PMD threads and split virtqueues through
+ * this module's own burst copy, and through librte_vhost's burst enqueue
+ * and dequeue for packed virtqueues, offloads, live migration and IOMMU. */
 
 struct smap;
 
