@@ -670,6 +670,10 @@ static void
 vhost_publish(struct netdev_vhost *dev, int vid)
     OVS_REQUIRES(vhost_mutex)
 {
+    /* Pairs with the fence in vring_state_changed(): either the tx queue
+     * map that vhost_remap_txqs() just made saw a vring's new state, or
+     * the callback sees 'vid' published and asks for a new map. */
+    atomic_thread_fence(memory_order_seq_cst);
     ovsrcu_index_set(&dev->vid, vid);
     netdev_change_seq_changed(&dev->up);
     dev->reannounce_at = time_msec() + 1000;
@@ -1332,7 +1336,13 @@ vring_state_changed(int vid, uint16_t vring, int enable)
     } else {
         qp_bit_set(dev->tx_seen, qp, true);
         if (qp_bit_set(dev->tx_enabled, qp, enable)) {
-            netdev_request_reconfigure(&dev->up);
+            /* The tx queue map is made when the device is published, so
+             * a reconfiguration (which reloads every PMD thread) is
+             * needed only once it is.  See vhost_publish(). */
+            atomic_thread_fence(memory_order_seq_cst);
+            if (ovsrcu_index_get(&dev->vid) >= 0) {
+                netdev_request_reconfigure(&dev->up);
+            }
         }
     }
     VLOG_DBG("vhost device %d: vring %u %s", vid, vring,
@@ -4159,14 +4169,18 @@ static void
 netdev_vhost_wait(const struct netdev_class *class OVS_UNUSED)
 {
     struct netdev_vhost *dev;
+    bool receiving = false;
 
     ovs_mutex_lock(&vhost_mutex);
     LIST_FOR_EACH (dev, list_node, &vhost_devs) {
         if (dev->reannounce_at) {
             poll_timer_wait_until(dev->reannounce_at);
         }
+        receiving = receiving || ovsrcu_index_get(&dev->vid) >= 0;
     }
-    if (!ovs_list_is_empty(&vhost_mps)) {
+    if (receiving) {
+        /* Only ports with a guest take mbufs from a pool: without one,
+         * the main thread need not wake up to look at the pools. */
         poll_timer_wait_until(vhost_mp_next_check);
     }
     vhost_clients_wait();
