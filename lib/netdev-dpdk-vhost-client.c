@@ -520,7 +520,7 @@ static struct ovs_list mp_garbage OVS_GUARDED_BY(vhost_mutex)
  * A port whose socket file does not exist does not try at all.  A server
  * cannot listen on a socket file without creating it anew, so after a few
  * refusals the attempts thin out until one appears. */
-#define VHOST_KICK_FIRST_MS 5
+#define VHOST_KICK_FIRST_MS 1
 #define VHOST_KICK_MAX_MS 8000
 #define VHOST_POLL_MS 1000
 
@@ -1875,13 +1875,18 @@ vhost_client_connect(struct netdev_vhost *dev, bool always)
          * attempt: leave 'kick_at' alone. */
         dev->registered = true;
     } else if (err == ECONNREFUSED) {
+        /* Said once for a series of refusals. */
+        enum vlog_level level = (!file
+                                 || dev->kick_delay == VHOST_KICK_FIRST_MS
+                                 ? VLL_INFO : VLL_DBG);
+
         if (file) {
             dev->kick_at = time_msec() + dev->kick_delay;
             dev->kick_delay = MIN(dev->kick_delay * 2, VHOST_KICK_MAX_MS);
         }
-        VLOG_INFO("%s: could not connect to vhost-user socket %s; %s",
-                  vhost_name(dev), path,
-                  file ? "trying again" : "connecting when it appears");
+        VLOG(level, "%s: could not connect to vhost-user socket %s; %s",
+             vhost_name(dev), path,
+             file ? "trying again" : "connecting when it appears");
         err = 0;
     }
     ovs_mutex_unlock(&vhost_mutex);
