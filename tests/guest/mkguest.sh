@@ -14,6 +14,8 @@
 #   guest_ping=ADDR        optional: ping ADDR once a second and print results
 #   guest_echo=PORT        optional: a TCP echo server on PORT (busybox nc
 #                          running cat), started before the ready line
+#   guest_neigh=ADDR,MAC   optional: a permanent ARP entry (no ARP, and so
+#                          no ARP retransmission timer, for ADDR)
 # Once eth0 is up, /init prints a line starting with "VHOST-GUEST-READY" on
 # the console, then stays alive.
 #
@@ -143,11 +145,13 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 guest_ip=192.0.2.2/24
 guest_ping=
 guest_echo=
+guest_neigh=
 for arg in $(cat /proc/cmdline); do
     case $arg in
         guest_ip=*) guest_ip=${arg#guest_ip=} ;;
         guest_ping=*) guest_ping=${arg#guest_ping=} ;;
         guest_echo=*) guest_echo=${arg#guest_echo=} ;;
+        guest_neigh=*) guest_neigh=${arg#guest_neigh=} ;;
     esac
 done
 
@@ -169,6 +173,9 @@ done
 ip link set lo up
 ip link set eth0 up
 ip addr add $guest_ip dev eth0
+if test -n "$guest_neigh"; then
+    arp -i eth0 -s ${guest_neigh%%,*} ${guest_neigh#*,}
+fi
 mac=$(cat /sys/class/net/eth0/address)
 if test -n "$guest_echo"; then
     nc -ll -p $guest_echo -e /bin/cat &
