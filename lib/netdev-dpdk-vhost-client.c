@@ -4183,9 +4183,10 @@ netdev_vhost_wait(const struct netdev_class *class OVS_UNUSED)
         }
         receiving = receiving || ovsrcu_index_get(&dev->vid) >= 0;
     }
-    if (receiving) {
+    if (receiving || !ovs_list_is_empty(&mp_garbage)) {
         /* Only ports with a guest take mbufs from a pool: without one,
-         * the main thread need not wake up to look at the pools. */
+         * the main thread need not wake up to look at the pools, unless
+         * a retired one waits for its mbufs to come back. */
         poll_timer_wait_until(vhost_mp_next_check);
     }
     vhost_clients_wait();
