@@ -126,6 +126,14 @@ COVERAGE_DEFINE(vhost_client_bad_desc);
 #define VHOST_GUEST_RX_VRING(Q) ((Q) * 2)
 #define VHOST_GUEST_TX_VRING(Q) ((Q) * 2 + 1)
 
+/* What a guest may leave to us of the packets it sends: checksums and
+ * segmentation. */
+#define VHOST_HOST_OFFLOADS ((1ULL << VIRTIO_NET_F_CSUM)          \
+                             | (1ULL << VIRTIO_NET_F_HOST_TSO4)   \
+                             | (1ULL << VIRTIO_NET_F_HOST_TSO6)   \
+                             | (1ULL << VIRTIO_NET_F_HOST_ECN)    \
+                             | (1ULL << VIRTIO_NET_F_HOST_UFO))
+
 #define VHOST_MTU_MIN 68
 #define VHOST_MTU_MAX 9702
 #define VHOST_MTU_DEFAULT ETH_PAYLOAD_MAX
@@ -886,23 +894,17 @@ vhost_mp_sweep(void)
 
 /* Virtio features that our datapath leaves to librte_vhost: packed rings,
  * dirty page logging (live migration), an IOMMU, and the offloads that a
- * guest may ask of us in the virtio-net header. */
+ * guest may ask of us in the virtio-net header (VHOST_HOST_OFFLOADS). */
 static const char *
 vhost_slow_reason(uint64_t features)
 {
-    const uint64_t host_offloads = ((1ULL << VIRTIO_NET_F_CSUM)
-                                    | (1ULL << VIRTIO_NET_F_HOST_TSO4)
-                                    | (1ULL << VIRTIO_NET_F_HOST_TSO6)
-                                    | (1ULL << VIRTIO_NET_F_HOST_ECN)
-                                    | (1ULL << VIRTIO_NET_F_HOST_UFO));
-
     if (features & (1ULL << VIRTIO_F_RING_PACKED)) {
         return "packed virtqueues";
     } else if (features & (1ULL << VHOST_F_LOG_ALL)) {
         return "dirty page logging";
     } else if (features & (1ULL << VIRTIO_F_IOMMU_PLATFORM)) {
         return "IOMMU";
-    } else if (userspace_tso_enabled() || features & host_offloads) {
+    } else if (userspace_tso_enabled() || features & VHOST_HOST_OFFLOADS) {
         return "offloads";
     }
     return NULL;
@@ -1470,11 +1472,7 @@ vhost_register(const char *path, bool server, uint64_t *offered,
     } else {
         /* No checksum offload, nor any of the offloads that need it: the
          * guest sends complete packets. */
-        unsupported = ((1ULL << VIRTIO_NET_F_CSUM)
-                       | (1ULL << VIRTIO_NET_F_HOST_TSO4)
-                       | (1ULL << VIRTIO_NET_F_HOST_TSO6)
-                       | (1ULL << VIRTIO_NET_F_HOST_ECN)
-                       | (1ULL << VIRTIO_NET_F_HOST_UFO));
+        unsupported = VHOST_HOST_OFFLOADS;
     }
 
     step = "register";
