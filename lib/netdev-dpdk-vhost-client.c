@@ -430,6 +430,8 @@ struct netdev_vhost {
     atomic_uint64_t rx_enabled[VHOST_QP_WORDS];
     atomic_uint64_t tx_enabled[VHOST_QP_WORDS];
     atomic_uint64_t tx_seen[VHOST_QP_WORDS];
+    atomic_uint64_t tx_off[VHOST_QP_WORDS];     /* Seen, then disabled. */
+    atomic_bool tx_map_multi;     /* The tx queue map spans queue pairs. */
 
     /* Control. */
     struct ovs_list list_node OVS_GUARDED_BY(vhost_mutex);
@@ -1166,6 +1168,7 @@ new_connection(int vid)
         qp_map_clear(dev->rx_enabled);
         qp_map_clear(dev->tx_enabled);
         qp_map_clear(dev->tx_seen);
+        qp_map_clear(dev->tx_off);
         vid_dev_set(vid, dev);
         VLOG_INFO("%s: connected to vhost-user socket %s",
                   vhost_name(dev), path);
@@ -1293,6 +1296,7 @@ destroy_connection(int vid)
     qp_map_clear(dev->rx_enabled);
     qp_map_clear(dev->tx_enabled);
     qp_map_clear(dev->tx_seen);
+    qp_map_clear(dev->tx_off);
     /* Back to one queue until the next guest says otherwise. */
     if (dev->req_n_rxq != 1) {
         dev->req_n_rxq = 1;
@@ -1336,13 +1340,20 @@ vring_state_changed(int vid, uint16_t vring, int enable)
             netdev_change_seq_changed(&dev->up);
         }
     } else {
+        bool multi;
+
         qp_bit_set(dev->tx_seen, qp, true);
+        qp_bit_set(dev->tx_off, qp, !enable);
         if (qp_bit_set(dev->tx_enabled, qp, enable)) {
             /* The tx queue map is made when the device is published, so
-             * a reconfiguration (which reloads every PMD thread) is
-             * needed only once it is.  See vhost_publish(). */
+             * a reconfiguration (which reloads every PMD thread and
+             * reassigns every port's rx queues) is needed only once it
+             * is, and only to spread our tx queues over another set of
+             * queue pairs: the datapath drops what goes to a queue that
+             * the guest turned off.  See vhost_publish(). */
             atomic_thread_fence(memory_order_seq_cst);
-            if (ovsrcu_index_get(&dev->vid) >= 0) {
+            atomic_read_relaxed(&dev->tx_map_multi, &multi);
+            if (ovsrcu_index_get(&dev->vid) >= 0 && multi) {
                 netdev_request_reconfigure(&dev->up);
             }
         }
@@ -1375,10 +1386,15 @@ vhost_remap_txqs(struct netdev_vhost *dev, int n_qp)
             enabled[n_enabled++] = qp;
         }
     }
-    if (!n_enabled && !qp_bit_get(dev->tx_seen, 0)) {
-        /* A guest that reports no vring states uses queue pair 0. */
-        enabled[n_enabled++] = 0;
+    if (n_qp == 1 || (!n_enabled && !qp_bit_get(dev->tx_seen, 0))) {
+        /* A guest that reports no vring states uses queue pair 0, and a
+         * guest with one queue pair can only use that one: the datapath
+         * drops what the guest does not take while it is turned off
+         * ('tx_off'), and the map stays right when it turns it on. */
+        n_enabled = 1;
+        enabled[0] = 0;
     }
+    atomic_store_relaxed(&dev->tx_map_multi, n_qp > 1);
     for (int i = 0; i < dev->up.n_txq; i++) {
         dev->txqs[i].vring_qp = n_enabled ? enabled[i % n_enabled] : -1;
     }
@@ -1654,10 +1670,12 @@ vhost_construct(struct netdev_vhost *dev, bool server)
     ovsrcu_index_init(&dev->vid, -1);
     atomic_init(&dev->admin_up, true);
     atomic_init(&dev->tx_retries_max, VHOST_TX_RETRIES_DEFAULT);
+    atomic_init(&dev->tx_map_multi, false);
     for (int i = 0; i < VHOST_QP_WORDS; i++) {
         atomic_init(&dev->rx_enabled[i], 0);
         atomic_init(&dev->tx_enabled[i], 0);
         atomic_init(&dev->tx_seen[i], 0);
+        atomic_init(&dev->tx_off[i], 0);
     }
 
     atomic_init(&dev->conn_vid, -1);
@@ -3669,7 +3687,8 @@ netdev_vhost_send(struct netdev *netdev, int qid,
     txq = &dev->txqs[qid % netdev->n_txq];
     vring = txq->vring_qp;
     atomic_read_relaxed(&dev->admin_up, &up);
-    if (OVS_UNLIKELY(vid < 0 || vring < 0 || !up)) {
+    if (OVS_UNLIKELY(vid < 0 || vring < 0 || !up
+                     || qp_bit_get(dev->tx_off, vring))) {
         int n = dp_packet_batch_size(batch);
 
         dp_packet_delete_batch(batch, true);
