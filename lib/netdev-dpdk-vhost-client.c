@@ -429,8 +429,7 @@ struct netdev_vhost {
     /* Vring enable state of the current connection. */
     atomic_uint64_t rx_enabled[VHOST_QP_WORDS];
     atomic_uint64_t tx_enabled[VHOST_QP_WORDS];
-    atomic_uint64_t tx_seen[VHOST_QP_WORDS];
-    atomic_uint64_t tx_off[VHOST_QP_WORDS];     /* Seen, then disabled. */
+    atomic_uint64_t tx_off[VHOST_QP_WORDS];     /* Reported disabled. */
     atomic_bool tx_map_multi;     /* The tx queue map spans queue pairs. */
 
     /* Control. */
@@ -1167,7 +1166,6 @@ new_connection(int vid)
         dev->kick_connects = dev->connects;
         qp_map_clear(dev->rx_enabled);
         qp_map_clear(dev->tx_enabled);
-        qp_map_clear(dev->tx_seen);
         qp_map_clear(dev->tx_off);
         vid_dev_set(vid, dev);
         VLOG_INFO("%s: connected to vhost-user socket %s",
@@ -1295,7 +1293,6 @@ destroy_connection(int vid)
     dev->req_vid = -1;
     qp_map_clear(dev->rx_enabled);
     qp_map_clear(dev->tx_enabled);
-    qp_map_clear(dev->tx_seen);
     qp_map_clear(dev->tx_off);
     /* Back to one queue until the next guest says otherwise. */
     if (dev->req_n_rxq != 1) {
@@ -1342,7 +1339,6 @@ vring_state_changed(int vid, uint16_t vring, int enable)
     } else {
         bool multi;
 
-        qp_bit_set(dev->tx_seen, qp, true);
         qp_bit_set(dev->tx_off, qp, !enable);
         if (qp_bit_set(dev->tx_enabled, qp, enable)) {
             /* The tx queue map is made when the device is published, so
@@ -1386,7 +1382,7 @@ vhost_remap_txqs(struct netdev_vhost *dev, int n_qp)
             enabled[n_enabled++] = qp;
         }
     }
-    if (n_qp == 1 || (!n_enabled && !qp_bit_get(dev->tx_seen, 0))) {
+    if (n_qp == 1 || (!n_enabled && !qp_bit_get(dev->tx_off, 0))) {
         /* A guest that reports no vring states uses queue pair 0, and a
          * guest with one queue pair can only use that one: the datapath
          * drops what the guest does not take while it is turned off
@@ -1674,7 +1670,6 @@ vhost_construct(struct netdev_vhost *dev, bool server)
     for (int i = 0; i < VHOST_QP_WORDS; i++) {
         atomic_init(&dev->rx_enabled[i], 0);
         atomic_init(&dev->tx_enabled[i], 0);
-        atomic_init(&dev->tx_seen[i], 0);
         atomic_init(&dev->tx_off[i], 0);
     }
 
