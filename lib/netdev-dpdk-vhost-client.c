@@ -2920,6 +2920,30 @@ vhost_prefetch(const char *p, uint32_t len, bool write)
     }
 }
 
+/* Writes a virtio-net header of 'hdr_len' bytes at 'p' that asks for no
+ * offloads and tells a guest with mergeable buffers that the packet took
+ * 'num_buffers' of them.  Only what differs is written: the guest reads
+ * this cache line for each packet and, without offloads, writes back the
+ * same values, so a header that is already right stays shared between
+ * the two CPUs instead of moving to ours and back. */
+static inline void
+vhost_put_hdr(char *p, uint16_t hdr_len, uint16_t num_buffers)
+{
+    struct virtio_net_hdr_mrg_rxbuf *h = (void *) p;
+    uint64_t head;
+    uint16_t tail;
+
+    BUILD_ASSERT_DECL(sizeof h->hdr == sizeof head + sizeof tail);
+    memcpy(&head, &h->hdr, sizeof head);
+    memcpy(&tail, (char *) &h->hdr + sizeof head, sizeof tail);
+    if (head || tail) {
+        memset(&h->hdr, 0, sizeof h->hdr);
+    }
+    if (hdr_len == sizeof *h && h->num_buffers != num_buffers) {
+        h->num_buffers = num_buffers;
+    }
+}
+
 /* Counts a packet of 'len' bytes to or from Ethernet address 'dst'. */
 static inline void
 vhost_vring_count(uint64_t *stats, uint32_t len, const uint8_t *dst)
@@ -3277,9 +3301,13 @@ vhost_enqueue_slow(const struct vhost_conn *c, struct vhost_vring *vr,
         u->len = ofs + chunk;
         taken++;
     }
-    memset(&hdr, 0, sizeof hdr);
-    hdr.num_buffers = taken;
-    vhost_chain_copy(&first, 0, &hdr, c->hdr_len, true);
+    if (first.vecs[0].len >= c->hdr_len) {
+        vhost_put_hdr(first.vecs[0].p, c->hdr_len, taken);
+    } else {
+        memset(&hdr, 0, sizeof hdr);
+        hdr.num_buffers = taken;
+        vhost_chain_copy(&first, 0, &hdr, c->hdr_len, true);
+    }
     vr->last_avail += taken;
     vr->last_used += taken;
     return 0;
@@ -3332,9 +3360,11 @@ vhost_split_enqueue(const struct vhost_conn *c, struct vhost_vring *vr,
                                     | VRING_DESC_F_INDIRECT)))) {
             dsts[i] = vhost_gpa_map_all(c->mem, &vr->region, d.addr, d.len);
             caps[i] = d.len;
-            if (dsts[i]) {
-                vhost_prefetch(dsts[i],
-                               MIN(caps[i], pkts[i]->pkt_len + hdr_len),
+            if (dsts[i] && caps[i] > hdr_len) {
+                /* The header's line is read first: see vhost_put_hdr(). */
+                rte_prefetch0(dsts[i]);
+                vhost_prefetch(dsts[i] + hdr_len,
+                               MIN(caps[i] - hdr_len, pkts[i]->pkt_len),
                                true);
             }
         }
@@ -3347,14 +3377,9 @@ vhost_split_enqueue(const struct vhost_conn *c, struct vhost_vring *vr,
 
         if (OVS_LIKELY(k < n_pre && dsts[k] && caps[k] >= total
                        && m->nb_segs == 1)) {
-            struct virtio_net_hdr_mrg_rxbuf *h = (void *) dsts[k];
             struct vring_used_elem *u;
 
-            /* No offloads: all zeros, but for one buffer. */
-            memset(&h->hdr, 0, sizeof h->hdr);
-            if (hdr_len == sizeof *h) {
-                h->num_buffers = 1;
-            }
+            vhost_put_hdr(dsts[k], hdr_len, 1);
             memcpy(dsts[k] + hdr_len, rte_pktmbuf_mtod(m, void *),
                    m->pkt_len);
             u = &vr->used->ring[vr->last_used++ & mask];
