@@ -204,7 +204,7 @@ struct vhost_rxq_state {
 struct vhost_txq_state {
     PADDED_MEMBERS(CACHE_LINE_SIZE,
         rte_spinlock_t lock;    /* Taken only for concurrent senders. */
-        int vring_qp;           /* Guest queue pair to enqueue to, or -1. */
+        atomic_int vring_qp;    /* Guest queue pair to enqueue to, or -1. */
         struct vhost_queue_stats stats;
     );
 };
@@ -391,6 +391,12 @@ struct vhost_conn {
  * reconnect thread calls new_connection() with its own lock held. */
 static struct ovs_mutex vhost_mutex = OVS_MUTEX_INITIALIZER;
 
+/* Guards every port's tx queue map, so that vring_state_changed() can
+ * change it at once, while DPDK holds the device's virtqueue locks: it is
+ * taken after 'vhost_mutex', for a few stores, and held across no call
+ * into DPDK.  PMD threads never take it. */
+static struct ovs_mutex vhost_txmap_mutex = OVS_MUTEX_INITIALIZER;
+
 /* One port.
  *
  * Three kinds of state:
@@ -407,7 +413,10 @@ static struct ovs_mutex vhost_mutex = OVS_MUTEX_INITIALIZER;
  *
  *   - Vring enable bits, written by the vring_state_changed callback with
  *     atomics because DPDK calls it with the device's virtqueue locks
- *     held, where taking any lock of ours could deadlock with a PMD.
+ *     held, where taking 'vhost_mutex' could deadlock with a PMD, and the
+ *     tx queue map that follows them ('txqs[*].vring_qp'), which the
+ *     callback rewrites under 'vhost_txmap_mutex'.  'txqs' and 'up.n_txq'
+ *     change with both mutexes held, so either one keeps them.
  */
 struct netdev_vhost {
     struct netdev up;
@@ -430,7 +439,12 @@ struct netdev_vhost {
     atomic_uint64_t rx_enabled[VHOST_QP_WORDS];
     atomic_uint64_t tx_enabled[VHOST_QP_WORDS];
     atomic_uint64_t tx_off[VHOST_QP_WORDS];     /* Reported disabled. */
-    atomic_bool tx_map_multi;     /* The tx queue map spans queue pairs. */
+
+    /* The guest queue pairs that the tx queue map ('txqs[*].vring_qp')
+     * spreads our tx queues over, 0 before a device is first published.
+     * The map itself changes with 'vhost_txmap_mutex' held (and 'txqs'
+     * and 'up.n_txq' too); PMD threads read it with atomics. */
+    int tx_map_n_qp OVS_GUARDED_BY(vhost_txmap_mutex);
 
     /* Control. */
     struct ovs_list list_node OVS_GUARDED_BY(vhost_mutex);
@@ -679,10 +693,6 @@ static void
 vhost_publish(struct netdev_vhost *dev, int vid)
     OVS_REQUIRES(vhost_mutex)
 {
-    /* Pairs with the fence in vring_state_changed(): either the tx queue
-     * map that vhost_remap_txqs() just made saw a vring's new state, or
-     * the callback sees 'vid' published and asks for a new map. */
-    atomic_thread_fence(memory_order_seq_cst);
     ovsrcu_index_set(&dev->vid, vid);
     netdev_change_seq_changed(&dev->up);
     dev->reannounce_at = time_msec() + 1000;
@@ -1319,9 +1329,14 @@ destroy_connection(int vid)
     ovs_mutex_unlock(&vhost_mutex);
 }
 
-/* Called with the device's virtqueue locks held: atomics only. */
+static void vhost_remap_txqs(struct netdev_vhost *)
+    OVS_REQUIRES(vhost_txmap_mutex);
+
+/* Called with the device's virtqueue locks held: atomics and the tx queue
+ * map's mutex only. */
 static int
 vring_state_changed(int vid, uint16_t vring, int enable)
+    OVS_EXCLUDED(vhost_mutex, vhost_txmap_mutex)
 {
     struct netdev_vhost *dev = vid_dev_get(vid);
     int qp = vring / 2;
@@ -1337,21 +1352,19 @@ vring_state_changed(int vid, uint16_t vring, int enable)
             netdev_change_seq_changed(&dev->up);
         }
     } else {
-        bool multi;
+        /* Guest rx vring: our tx queues follow it at once, with no
+         * reconfiguration (which would reload every PMD thread and
+         * reassign every port's rx queues).  The datapath also drops
+         * what goes to a queue pair the guest turned off, for a burst
+         * that read the map before this. */
+        bool off_changed = qp_bit_set(dev->tx_off, qp, !enable);
 
-        qp_bit_set(dev->tx_off, qp, !enable);
-        if (qp_bit_set(dev->tx_enabled, qp, enable)) {
-            /* The tx queue map is made when the device is published, so
-             * a reconfiguration (which reloads every PMD thread and
-             * reassigns every port's rx queues) is needed only once it
-             * is, and only to spread our tx queues over another set of
-             * queue pairs: the datapath drops what goes to a queue that
-             * the guest turned off.  See vhost_publish(). */
-            atomic_thread_fence(memory_order_seq_cst);
-            atomic_read_relaxed(&dev->tx_map_multi, &multi);
-            if (ovsrcu_index_get(&dev->vid) >= 0 && multi) {
-                netdev_request_reconfigure(&dev->up);
+        if (qp_bit_set(dev->tx_enabled, qp, enable) || off_changed) {
+            ovs_mutex_lock(&vhost_txmap_mutex);
+            if (dev->tx_map_n_qp) {
+                vhost_remap_txqs(dev);
             }
+            ovs_mutex_unlock(&vhost_txmap_mutex);
         }
     }
     VLOG_DBG("vhost device %d: vring %u %s", vid, vring,
@@ -1367,33 +1380,42 @@ static const struct rte_vhost_device_ops vhost_ops = {
     .destroy_connection = destroy_connection,
 };
 
-/* Maps each of our tx queues onto a guest queue pair that the guest
- * enabled, so that a guest with fewer queues than we have senders still
- * receives everything. */
+/* Maps each of our tx queues onto a queue pair, among the first
+ * 'tx_map_n_qp', that the guest enabled, so that a guest with fewer
+ * queues than we have senders still receives everything. */
 static void
-vhost_remap_txqs(struct netdev_vhost *dev, int n_qp)
-    OVS_REQUIRES(vhost_mutex)
+vhost_remap_txqs(struct netdev_vhost *dev)
+    OVS_REQUIRES(vhost_txmap_mutex)
 {
     int enabled[VHOST_MAX_QUEUE_PAIRS];
     int n_enabled = 0;
 
-    for (int qp = 0; qp < n_qp; qp++) {
+    for (int qp = 0; qp < dev->tx_map_n_qp; qp++) {
         if (qp_bit_get(dev->tx_enabled, qp)) {
             enabled[n_enabled++] = qp;
         }
     }
-    if (n_qp == 1 || (!n_enabled && !qp_bit_get(dev->tx_off, 0))) {
-        /* A guest that reports no vring states uses queue pair 0, and a
-         * guest with one queue pair can only use that one: the datapath
-         * drops what the guest does not take while it is turned off
-         * ('tx_off'), and the map stays right when it turns it on. */
+    if (!n_enabled && !qp_bit_get(dev->tx_off, 0)) {
+        /* A guest that reports no vring states uses queue pair 0. */
         n_enabled = 1;
         enabled[0] = 0;
     }
-    atomic_store_relaxed(&dev->tx_map_multi, n_qp > 1);
     for (int i = 0; i < dev->up.n_txq; i++) {
-        dev->txqs[i].vring_qp = n_enabled ? enabled[i % n_enabled] : -1;
+        atomic_store_relaxed(&dev->txqs[i].vring_qp,
+                             n_enabled ? enabled[i % n_enabled] : -1);
     }
+}
+
+/* Makes the tx queue map for a device with 'n_qp' queue pairs, which is
+ * about to be published. */
+static void
+vhost_map_txqs(struct netdev_vhost *dev, int n_qp)
+    OVS_REQUIRES(vhost_mutex) OVS_EXCLUDED(vhost_txmap_mutex)
+{
+    ovs_mutex_lock(&vhost_txmap_mutex);
+    dev->tx_map_n_qp = n_qp;
+    vhost_remap_txqs(dev);
+    ovs_mutex_unlock(&vhost_txmap_mutex);
 }
 
 /* The tx offloads that the datapath may leave to us for a guest that
@@ -1440,7 +1462,7 @@ vhost_try_publish(struct netdev_vhost *dev)
         || netdev_is_reconf_required(&dev->up)) {
         return false;
     }
-    vhost_remap_txqs(dev, dev->req_n_rxq);
+    vhost_map_txqs(dev, dev->req_n_rxq);
     vhost_publish(dev, dev->req_vid);
     return true;
 }
@@ -1647,15 +1669,18 @@ vhost_queues_resize(struct netdev_vhost *dev, int n_rxq, int n_txq)
     vhost_sum_stats(dev, &dev->base_rx, &dev->base_tx);
 
     free_cacheline(dev->rxqs);
-    free_cacheline(dev->txqs);
     dev->rxqs = xzalloc_cacheline(n_rxq * sizeof *dev->rxqs);
+    dev->up.n_rxq = n_rxq;
+
+    ovs_mutex_lock(&vhost_txmap_mutex);
+    free_cacheline(dev->txqs);
     dev->txqs = xzalloc_cacheline(n_txq * sizeof *dev->txqs);
     for (int i = 0; i < n_txq; i++) {
         rte_spinlock_init(&dev->txqs[i].lock);
-        dev->txqs[i].vring_qp = -1;
+        atomic_init(&dev->txqs[i].vring_qp, -1);
     }
-    dev->up.n_rxq = n_rxq;
     dev->up.n_txq = n_txq;
+    ovs_mutex_unlock(&vhost_txmap_mutex);
 }
 
 static void
@@ -1666,7 +1691,6 @@ vhost_construct(struct netdev_vhost *dev, bool server)
     ovsrcu_index_init(&dev->vid, -1);
     atomic_init(&dev->admin_up, true);
     atomic_init(&dev->tx_retries_max, VHOST_TX_RETRIES_DEFAULT);
-    atomic_init(&dev->tx_map_multi, false);
     for (int i = 0; i < VHOST_QP_WORDS; i++) {
         atomic_init(&dev->rx_enabled[i], 0);
         atomic_init(&dev->tx_enabled[i], 0);
@@ -2207,7 +2231,7 @@ netdev_vhost_reconfigure(struct netdev *netdev)
         dev->tx_sw_csum = vhost_tx_sw_csum(dev->features);
     }
     if (dev->req_vid >= 0 && dev->mp && dev->conn) {
-        vhost_remap_txqs(dev, dev->req_n_rxq);
+        vhost_map_txqs(dev, dev->req_n_rxq);
         vhost_publish(dev, dev->req_vid);
     } else if (ovsrcu_index_get(&dev->vid) >= 0) {
         vhost_publish(dev, -1);
@@ -3705,7 +3729,7 @@ netdev_vhost_send(struct netdev *netdev, int qid,
     bool up;
 
     txq = &dev->txqs[qid % netdev->n_txq];
-    vring = txq->vring_qp;
+    atomic_read_relaxed(&txq->vring_qp, &vring);
     atomic_read_relaxed(&dev->admin_up, &up);
     if (OVS_UNLIKELY(vid < 0 || vring < 0 || !up
                      || qp_bit_get(dev->tx_off, vring))) {
@@ -4285,8 +4309,10 @@ vhost_show_port(struct ds *reply, const struct netdev_vhost *dev)
                       ? "enabled" : "disabled");
     }
     for (int i = 0; i < dev->up.n_txq; i++) {
-        ds_put_format(reply, "  txq %d: queue pair %d\n", i,
-                      dev->txqs[i].vring_qp);
+        int qp;
+
+        atomic_read_relaxed(&dev->txqs[i].vring_qp, &qp);
+        ds_put_format(reply, "  txq %d: queue pair %d\n", i, qp);
     }
     vhost_sum_stats(dev, &rx, &tx);
     ds_put_format(reply, "  rx: %"PRIu64" packets, %"PRIu64" bytes, "
