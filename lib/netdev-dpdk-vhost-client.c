@@ -1354,9 +1354,11 @@ vring_state_changed(int vid, uint16_t vring, int enable)
     } else {
         /* Guest rx vring: our tx queues follow it at once, with no
          * reconfiguration (which would reload every PMD thread and
-         * reassign every port's rx queues).  The datapath also drops
-         * what goes to a queue pair the guest turned off, for a burst
-         * that read the map before this. */
+         * reassign every port's rx queues).  librte_vhost calls this
+         * after the message, with the datapath running again: a burst
+         * that read the old map just before may still go to a vring the
+         * guest turned off (librte_vhost's own datapath checks under its
+         * lock). */
         bool off_changed = qp_bit_set(dev->tx_off, qp, !enable);
 
         if (qp_bit_set(dev->tx_enabled, qp, enable) || off_changed) {
@@ -3731,8 +3733,7 @@ netdev_vhost_send(struct netdev *netdev, int qid,
     txq = &dev->txqs[qid % netdev->n_txq];
     atomic_read_relaxed(&txq->vring_qp, &vring);
     atomic_read_relaxed(&dev->admin_up, &up);
-    if (OVS_UNLIKELY(vid < 0 || vring < 0 || !up
-                     || qp_bit_get(dev->tx_off, vring))) {
+    if (OVS_UNLIKELY(vid < 0 || vring < 0 || !up)) {
         int n = dp_packet_batch_size(batch);
 
         dp_packet_delete_batch(batch, true);
