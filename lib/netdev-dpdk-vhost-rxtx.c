@@ -1,0 +1,576 @@
+/*
+ * Copyright (c) 2026 The ovs-vhost-client authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+
+/* Receive and send: what the PMD threads run for a port (and the main
+ * thread, for the packets that the switch sends itself, with
+ * 'concurrent_txq').
+ *
+ * A burst reads the port's published 'vid' and the datapath state that
+ * struct netdev_vhost lists, takes the vring's lock, and moves packets
+ * through our split-virtqueue datapath (netdev-dpdk-vhost-virtq.c) or
+ * librte_vhost's; then it counts, polices, and logs what went wrong, rate
+ * limited.  No syscall, allocation or lock here is per packet, except the
+ * copies of packets that are not DPDK mbufs. */
+
+#include <config.h>
+
+#include <errno.h>
+#include <string.h>
+
+#include <rte_mbuf.h>
+#include <rte_spinlock.h>
+#include <rte_vhost.h>
+
+#include "coverage.h"
+#include "csum.h"
+#include "dp-packet.h"
+#include "netdev-dpdk-vhost-private.h"
+#include "openvswitch/vlog.h"
+#include "ovs-rcu.h"
+#include "packets.h"
+
+COVERAGE_DEFINE(vhost_client_tx_copy);
+COVERAGE_DEFINE(vhost_client_tx_contention);
+COVERAGE_DEFINE(vhost_client_tx_sw_csum);
+COVERAGE_DEFINE(vhost_client_tx_bad_offload);
+COVERAGE_DEFINE(vhost_client_rx_no_mbuf);
+COVERAGE_DEFINE(vhost_client_bad_desc);
+
+static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 20);
+
+BUILD_ASSERT_DECL(NETDEV_MAX_BURST <= VHOST_VIRTQ_MAX_BURST);
+
+struct netdev_rxq_vhost {
+    struct netdev_rxq up;
+};
+
+/* A guest's avail index runs more than a ring ahead of us: it is broken,
+ * and its queue stays stopped until it resets it. */
+static void
+vhost_bad_avail_idx(const struct vhost_conn *c, const struct vhost_vring *vr,
+                    uint16_t avail)
+{
+    static struct vlog_rate_limit bad_rl = VLOG_RATE_LIMIT_INIT(1, 5);
+    char ifname[PATH_MAX];
+
+    if (!rte_vhost_get_ifname(c->vid, ifname, sizeof ifname)) {
+        VLOG_WARN_RL(&bad_rl, "%s: guest's avail index %"PRIu16" is more "
+                     "than a ring (%"PRIu16") ahead of %"PRIu16"; queue "
+                     "stopped", ifname, avail, vr->q.size,
+                     vr->q.last_avail);
+    }
+}
+
+/* 'n' descriptor chains of 'vr' broke the rules: their packets were
+ * dropped. */
+static void
+vhost_bad_desc(const struct vhost_conn *c, const struct vhost_vring *vr,
+               uint32_t n)
+{
+    static struct vlog_rate_limit bad_rl = VLOG_RATE_LIMIT_INIT(1, 5);
+    char ifname[PATH_MAX];
+
+    COVERAGE_ADD(vhost_client_bad_desc, n);
+    if (!VLOG_DROP_WARN(&bad_rl)
+        && !rte_vhost_get_ifname(c->vid, ifname, sizeof ifname)) {
+        VLOG_WARN("%s: vring %d: dropped %"PRIu32" packet%s whose "
+                  "descriptors are out of bounds, loop, or lie outside "
+                  "guest memory", ifname, vr->index, n, n == 1 ? "" : "s");
+    }
+}
+
+/* Takes up to 'n' packets that the guest sent on 'vr' into mbufs from
+ * 'mp', through our datapath.  Returns how many.  Chains that break the
+ * rules and packets too long for an mbuf are dropped and counted in
+ * 'qs'. */
+static inline uint16_t
+vhost_recv_split(const struct vhost_conn *c, struct vhost_vring *vr,
+                 struct rte_mempool *mp, struct rte_mbuf **pkts, uint16_t n,
+                 struct vhost_queue_stats *qs)
+{
+    struct vhost_virtq_errors err;
+    uint16_t avail, got;
+    int n_avail;
+
+    n_avail = vhost_virtq_n_avail(&vr->q, &avail);
+    if (OVS_UNLIKELY(n_avail < 0)) {
+        vhost_bad_avail_idx(c, vr, avail);
+        return 0;
+    }
+    n = MIN(n, n_avail);
+    if (!n) {
+        return 0;
+    }
+    if (OVS_UNLIKELY(rte_pktmbuf_alloc_bulk(mp, pkts, n))) {
+        COVERAGE_INC(vhost_client_rx_no_mbuf);
+        return 0;
+    }
+
+    got = vhost_virtq_dequeue(&c->vdev, &vr->q, pkts, n, &err);
+    if (OVS_UNLIKELY(got < n)) {
+        rte_pktmbuf_free_bulk(&pkts[got], n - got);
+        qs->rx_oversize_drops += err.too_long;
+        qs->rx_bad_desc_drops += err.bad_desc;
+        if (err.bad_desc) {
+            vhost_bad_desc(c, vr, err.bad_desc);
+        }
+        if (err.bad_avail >= 0) {
+            vhost_bad_avail_idx(c, vr, err.bad_avail);
+        }
+    }
+    return got;
+}
+
+/* Gives the guest copies of up to 'n' packets on 'vr', through our
+ * datapath.  Returns how many of 'pkts' it went through.  Those it could
+ * not deliver at all are counted in '*dropped' and '*dropped_bytes'. */
+static inline uint16_t
+vhost_send_split(const struct vhost_conn *c, struct vhost_vring *vr,
+                 struct rte_mbuf **pkts, uint16_t n, uint64_t *dropped,
+                 uint64_t *dropped_bytes)
+{
+    struct vhost_virtq_errors err;
+    uint16_t done;
+
+    done = vhost_virtq_enqueue(&c->vdev, &vr->q, pkts, n, &err);
+    if (OVS_UNLIKELY(err.bad_desc || err.too_long)) {
+        *dropped += err.bad_desc + err.too_long;
+        *dropped_bytes += err.dropped_bytes;
+        if (err.bad_desc) {
+            vhost_bad_desc(c, vr, err.bad_desc);
+        }
+    }
+    if (OVS_UNLIKELY(err.bad_avail >= 0)) {
+        vhost_bad_avail_idx(c, vr, err.bad_avail);
+    }
+    return done;
+}
+
+/* A RARP request from 'mac', which the guest's hypervisor asks us to send
+ * on its behalf after a live migration (VHOST_USER_SEND_RARP), as
+ * librte_vhost's datapath does. */
+static struct rte_mbuf *
+vhost_make_rarp(struct rte_mempool *mp, const struct eth_addr mac)
+{
+    struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
+    struct dp_packet *p;
+
+    if (!m) {
+        return NULL;
+    }
+    p = CONTAINER_OF(m, struct dp_packet, mbuf);
+    dp_packet_set_size(p, 0);
+    compose_rarp(p, mac);
+    if (dp_packet_size(p) < ETH_TOTAL_MIN) {
+        dp_packet_put_zeros(p, ETH_TOTAL_MIN - dp_packet_size(p));
+    }
+    return m;
+}
+
+struct netdev_rxq *
+netdev_vhost_rxq_alloc(void)
+{
+    struct netdev_rxq_vhost *rx = xzalloc(sizeof *rx);
+
+    return &rx->up;
+}
+
+int
+netdev_vhost_rxq_construct(struct netdev_rxq *rxq OVS_UNUSED)
+{
+    return 0;
+}
+
+void
+netdev_vhost_rxq_destruct(struct netdev_rxq *rxq OVS_UNUSED)
+{
+}
+
+void
+netdev_vhost_rxq_dealloc(struct netdev_rxq *rxq)
+{
+    free(CONTAINER_OF(rxq, struct netdev_rxq_vhost, up));
+}
+
+bool
+netdev_vhost_rxq_enabled(struct netdev_rxq *rxq)
+{
+    struct netdev_vhost *dev = netdev_vhost_cast(rxq->netdev);
+
+    /* Queue 0 also serves guests that report no vring states. */
+    return rxq->queue_id == 0 || qp_bit_get(dev->rx_enabled, rxq->queue_id);
+}
+
+/* Puts the RARP request that the guest's hypervisor asked for, if any and
+ * if no other thread took it, in '*pkt'.  Returns 1 if it did, else 0. */
+static inline int
+vhost_rarp_claim(struct vhost_conn *c, struct rte_mempool *mp,
+                 struct rte_mbuf **pkt)
+{
+    bool pending;
+
+    atomic_read_relaxed(&c->rarp_pending, &pending);
+    if (OVS_LIKELY(!pending)) {
+        return 0;
+    }
+    pending = atomic_exchange(&c->rarp_pending, false);
+    *pkt = pending ? vhost_make_rarp(mp, c->rarp_mac) : NULL;
+    return *pkt != NULL;
+}
+
+/* Receives a burst of packets that the guest transmitted. */
+int
+netdev_vhost_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
+                      int *qfill)
+{
+    struct netdev_vhost *dev = netdev_vhost_cast(rxq->netdev);
+    int vid = ovsrcu_index_get(&dev->vid);
+    struct rte_mbuf **pkts = (struct rte_mbuf **) batch->packets;
+    struct vhost_queue_stats *stats;
+    struct vhost_policer *policer;
+    struct vhost_vring *vr;
+    struct vhost_conn *c;
+    uint16_t vring, n = 0;
+    uint64_t bytes = 0;
+    int fill = 0;
+    bool up;
+
+    atomic_read_relaxed(&dev->admin_up, &up);
+    if (OVS_UNLIKELY(vid < 0 || !up)) {
+        return EAGAIN;
+    }
+
+    c = dev->conn;
+    vring = VHOST_GUEST_TX_VRING(rxq->queue_id);
+    vr = vhost_conn_vring(c, vring);
+    if (OVS_UNLIKELY(!vr) || OVS_UNLIKELY(!rte_spinlock_trylock(&vr->lock))) {
+        return EAGAIN;
+    }
+    stats = &dev->rxqs[rxq->queue_id].stats;
+    if (OVS_UNLIKELY(vhost_conn_paused(c))) {
+        /* A vhost-user message is being handled. */
+    } else if (OVS_LIKELY(c->fast)) {
+        if (OVS_LIKELY(vr->ready)) {
+            int first = vhost_rarp_claim(c, dev->mp, pkts);
+
+            n = first + vhost_recv_split(c, vr, dev->mp, pkts + first,
+                                         NETDEV_MAX_BURST - first, stats);
+            if (qfill && n == NETDEV_MAX_BURST) {
+                fill = (uint16_t) (__atomic_load_n(&vr->q.avail->idx,
+                                                   __ATOMIC_RELAXED)
+                                   - vr->q.last_avail);
+            }
+        }
+    } else {
+        n = rte_vhost_dequeue_burst(vid, vring, dev->mp, pkts,
+                                    NETDEV_MAX_BURST);
+        vhost_virtq_count_mbufs(&vr->q, pkts, n);
+    }
+    rte_spinlock_unlock(&vr->lock);
+    if (!n) {
+        return EAGAIN;
+    }
+
+    if (qfill) {
+        /* librte_vhost's count takes the vring's lock, which its thread
+         * may hold while it waits for ours. */
+        *qfill = (c->fast ? fill
+                  : n == NETDEV_MAX_BURST
+                  ? rte_vhost_rx_queue_count(vid, vring) & UINT16_MAX
+                  : 0);
+    }
+
+    for (int i = 0; i < n; i++) {
+        bytes += pkts[i]->pkt_len;
+    }
+    stats->packets += n;
+    stats->bytes += bytes;
+
+    policer = ovsrcu_get(struct vhost_policer *, &dev->policer);
+    if (OVS_UNLIKELY(policer)) {
+        int kept = vhost_policer_run(policer, pkts, n);
+
+        stats->dropped += n - kept;
+        stats->rx_qos_drops += n - kept;
+        n = kept;
+        if (!n) {
+            return EAGAIN;
+        }
+    }
+
+    batch->count = n;
+    dp_packet_batch_init_packet_fields(batch);
+    return 0;
+}
+
+/* Offload requests that a packet may carry to us. */
+#define VHOST_TX_OFFLOAD_MASK (RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_TCP_SEG)
+
+/* Completes the TCP or UDP checksum that the sender of 'p' left partial
+ * (holding the pseudo-header sum) and clears the request. */
+static void
+vhost_csum_complete(struct dp_packet *p)
+{
+    void *l4 = dp_packet_l4(p);
+    bool tcp = dp_packet_hwol_l4_is_tcp(p);
+    ovs_be16 *field = (tcp
+                       ? &((struct tcp_header *) l4)->tcp_csum
+                       : &((struct udp_header *) l4)->udp_csum);
+    uint32_t partial = (dp_packet_hwol_is_ipv4(p)
+                        ? packet_csum_pseudoheader(dp_packet_l3(p))
+                        : packet_csum_pseudoheader6(dp_packet_l3(p)));
+
+    COVERAGE_INC(vhost_client_tx_sw_csum);
+    *field = 0;
+    *field = csum_finish(csum_continue(partial, l4, dp_packet_l4_size(p)));
+    if (!tcp && !*field) {
+        *field = htons(0xffff);
+    }
+    *dp_packet_ol_flags_ptr(p) &= ~RTE_MBUF_F_TX_L4_MASK;
+}
+
+/* Prepares 'p', which asks for checksum or segmentation offload, for the
+ * guest: sets the header lengths and segment size that librte_vhost puts
+ * in the virtio-net header, or completes the checksum here for a guest
+ * that does not take partial ones.  Returns false if 'p' cannot be sent
+ * (no L4 header where its flags say there is one). */
+static bool
+vhost_tx_prep_offload(const struct netdev_vhost *dev, struct dp_packet *p)
+{
+    struct rte_mbuf *m = &p->mbuf;
+    const char *l3 = dp_packet_l3(p);
+    const char *l4 = dp_packet_l4(p);
+
+    if (OVS_UNLIKELY(!l3 || !l4)) {
+        return false;
+    }
+    if (dev->tx_sw_csum) {
+        /* The datapath sends no segments to such a guest. */
+        vhost_csum_complete(p);
+        return true;
+    }
+    m->l2_len = l3 - (const char *) dp_packet_eth(p);
+    m->l3_len = l4 - l3;
+    if (m->ol_flags & RTE_MBUF_F_TX_TCP_SEG) {
+        const struct tcp_header *th = dp_packet_l4(p);
+        int mtu = dev->max_frame_len - VHOST_FRAME_OVERHEAD;
+
+        m->l4_len = TCP_OFFSET(th->tcp_ctl) * 4;
+        m->tso_segsz = mtu - m->l3_len - m->l4_len;
+        m->ol_flags |= RTE_MBUF_F_TX_TCP_CKSUM;
+        if (m->ol_flags & RTE_MBUF_F_TX_IPV4) {
+            m->ol_flags |= RTE_MBUF_F_TX_IP_CKSUM;
+        }
+    }
+    return true;
+}
+
+/* Copies 'pkt', which is not an mbuf, into mbufs from 'mp', chained if it
+ * does not fit in one (TCP segments of up to 64 kB), with its offload
+ * requests. */
+static struct rte_mbuf *
+vhost_copy_to_mbuf(struct rte_mempool *mp, const struct dp_packet *pkt)
+{
+    const char *data = dp_packet_data(pkt);
+    uint32_t len = dp_packet_size(pkt);
+    struct rte_mbuf *head = NULL, *tail = NULL;
+    uint32_t done = 0;
+
+    do {
+        struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
+        uint32_t chunk;
+
+        if (OVS_UNLIKELY(!m)) {
+            rte_pktmbuf_free(head);
+            return NULL;
+        }
+        chunk = MIN(len - done, rte_pktmbuf_tailroom(m));
+        memcpy(rte_pktmbuf_mtod(m, void *), data + done, chunk);
+        m->data_len = chunk;
+        done += chunk;
+        if (!head) {
+            head = m;
+        } else {
+            tail->next = m;
+            head->nb_segs++;
+        }
+        tail = m;
+    } while (done < len);
+
+    head->pkt_len = len;
+    head->ol_flags = pkt->mbuf.ol_flags & VHOST_TX_OFFLOAD_MASK;
+    if (head->ol_flags) {
+        head->ol_flags |= pkt->mbuf.ol_flags & (RTE_MBUF_F_TX_IPV4
+                                                | RTE_MBUF_F_TX_IPV6
+                                                | RTE_MBUF_F_TX_IP_CKSUM);
+        head->tx_offload = pkt->mbuf.tx_offload;
+    }
+    return head;
+}
+
+/* Sends a burst to the guest.  The guest's rx ring takes copies, so every
+ * mbuf is freed here, sent or not. */
+int
+netdev_vhost_send(struct netdev *netdev, int qid,
+                  struct dp_packet_batch *batch, bool concurrent_txq)
+{
+    struct netdev_vhost *dev = netdev_vhost_cast(netdev);
+    int vid = ovsrcu_index_get(&dev->vid);
+    struct rte_mbuf *pkts[NETDEV_MAX_BURST];
+    struct vhost_txq_state *txq;
+    struct dp_packet *packet;
+    struct vhost_vring *vr;
+    struct vhost_conn *c;
+    struct vhost_qos *qos;
+    int n_pkts = 0, sent = 0, retries = 0, max_retries;
+    uint32_t max_len = dev->max_frame_len;
+    uint64_t bytes = 0, mtu_drops = 0, fail_drops = 0, qos_drops = 0;
+    uint64_t bad_drops = 0, bad_bytes = 0;
+    int vring;
+    bool up;
+
+    txq = &dev->txqs[qid % netdev->n_txq];
+    atomic_read_relaxed(&txq->vring_qp, &vring);
+    atomic_read_relaxed(&dev->admin_up, &up);
+    if (OVS_UNLIKELY(vid < 0 || vring < 0 || !up)) {
+        int n = dp_packet_batch_size(batch);
+
+        dp_packet_delete_batch(batch, true);
+        if (concurrent_txq) {
+            rte_spinlock_lock(&txq->lock);
+        }
+        txq->stats.dropped += n;
+        txq->stats.tx_disconnected_drops += n;
+        if (concurrent_txq) {
+            rte_spinlock_unlock(&txq->lock);
+        }
+        return 0;
+    }
+
+    if (OVS_UNLIKELY(concurrent_txq)) {
+        if (!rte_spinlock_trylock(&txq->lock)) {
+            COVERAGE_INC(vhost_client_tx_contention);
+            rte_spinlock_lock(&txq->lock);
+        }
+    }
+
+    DP_PACKET_BATCH_FOR_EACH (i, packet, batch) {
+        struct rte_mbuf *m;
+
+        if (OVS_UNLIKELY(*dp_packet_ol_flags_ptr(packet)
+                         & VHOST_TX_OFFLOAD_MASK)
+            && !vhost_tx_prep_offload(dev, packet)) {
+            COVERAGE_INC(vhost_client_tx_bad_offload);
+            dp_packet_delete(packet);
+            fail_drops++;
+            continue;
+        }
+        if (OVS_LIKELY(packet->source == DPBUF_DPDK)) {
+            m = &packet->mbuf;
+        } else {
+            COVERAGE_INC(vhost_client_tx_copy);
+            m = vhost_copy_to_mbuf(dev->mp, packet);
+            if (m) {
+                /* Keep the queue that egress QoS looks at. */
+                CONTAINER_OF(m, struct dp_packet, mbuf)->md.skb_priority
+                    = packet->md.skb_priority;
+            }
+            dp_packet_delete(packet);
+            if (OVS_UNLIKELY(!m)) {
+                fail_drops++;
+                continue;
+            }
+        }
+        if (OVS_UNLIKELY(m->pkt_len > max_len)
+            && !(m->ol_flags & RTE_MBUF_F_TX_TCP_SEG)) {
+            mtu_drops++;
+            rte_pktmbuf_free(m);
+            continue;
+        }
+        bytes += m->pkt_len;
+        pkts[n_pkts++] = m;
+    }
+
+    qos = ovsrcu_get(struct vhost_qos *, &dev->qos);
+    if (OVS_UNLIKELY(qos)) {
+        int kept = vhost_qos_run(qos, pkts, n_pkts, &bytes);
+
+        qos_drops = n_pkts - kept;
+        n_pkts = kept;
+    }
+
+    atomic_read_relaxed(&dev->tx_retries_max, &max_retries);
+    c = dev->conn;
+    vr = vhost_conn_vring(c, VHOST_GUEST_RX_VRING(vring));
+    if (OVS_LIKELY(vr) && n_pkts) {
+        rte_spinlock_lock(&vr->lock);
+        while (!vhost_conn_paused(c) && sent < n_pkts) {
+            uint16_t n;
+
+            if (OVS_LIKELY(c->fast)) {
+                n = (vr->ready
+                     ? vhost_send_split(c, vr, &pkts[sent], n_pkts - sent,
+                                        &bad_drops, &bad_bytes)
+                     : 0);
+            } else {
+                n = rte_vhost_enqueue_burst(vid, VHOST_GUEST_RX_VRING(vring),
+                                            &pkts[sent], n_pkts - sent);
+                vhost_virtq_count_mbufs(&vr->q, &pkts[sent], n);
+            }
+            sent += n;
+            if (!n || sent == n_pkts || retries >= max_retries) {
+                break;
+            }
+            retries++;
+        }
+        rte_spinlock_unlock(&vr->lock);
+    }
+
+    if (OVS_UNLIKELY(sent < n_pkts)) {
+        for (int i = sent; i < n_pkts; i++) {
+            bytes -= pkts[i]->pkt_len;
+        }
+    }
+    rte_pktmbuf_free_bulk(pkts, n_pkts);
+    /* Packets that the guest's buffers could never take. */
+    sent -= bad_drops;
+    bytes -= bad_bytes;
+    fail_drops += bad_drops;
+
+    txq->stats.packets += sent;
+    txq->stats.bytes += bytes;
+    if (OVS_UNLIKELY(sent < n_pkts || mtu_drops || fail_drops || retries
+                     || qos_drops)) {
+        int unsent = n_pkts - bad_drops - sent;
+
+        txq->stats.dropped += unsent + mtu_drops + fail_drops + qos_drops;
+        txq->stats.tx_failure_drops += unsent + fail_drops;
+        txq->stats.tx_mtu_exceeded_drops += mtu_drops;
+        txq->stats.tx_qos_drops += qos_drops;
+        txq->stats.tx_retries += retries;
+        if (mtu_drops) {
+            VLOG_WARN_RL(&rl, "%s: dropped %"PRIu64" packets longer than "
+                         "%"PRIu32" bytes", netdev_get_name(netdev),
+                         mtu_drops, max_len);
+        }
+    }
+
+    if (OVS_UNLIKELY(concurrent_txq)) {
+        rte_spinlock_unlock(&txq->lock);
+    }
+    return 0;
+}

@@ -1,0 +1,589 @@
+/*
+ * Copyright (c) 2026 The ovs-vhost-client authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+
+/* Sockets: registering a port's vhost-user socket with librte_vhost,
+ * connecting client ports (and reconnecting them, by themselves), and
+ * making way for server sockets that a crash left behind.
+ *
+ * Entered by the main thread only (set_config, destruct, run and wait),
+ * never with 'vhost_mutex' held across a call into librte_vhost: DPDK
+ * calls back into netdev-dpdk-vhost-conn.c from rte_vhost_driver_start()
+ * and rte_vhost_driver_unregister(). */
+
+#include <config.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <linux/virtio_net.h>
+
+#include <rte_vhost.h>
+
+#include "coverage.h"
+#include "fatal-signal.h"
+#include "hash.h"
+#include "netdev-dpdk-vhost-private.h"
+#include "openvswitch/poll-loop.h"
+#include "openvswitch/vlog.h"
+#include "ovs-rcu.h"
+#include "simap.h"
+#include "sset.h"
+#include "timeval.h"
+#include "userspace-tso.h"
+
+COVERAGE_DEFINE(vhost_client_connect_attempt);
+
+/* Client ports connect by themselves, from the main thread, and nothing
+ * else connects them: librte_vhost's reconnection (a thread that retries
+ * every second, and that could connect while we register a socket again)
+ * is off.  A client port that is not connected tries:
+ *
+ *   - when it is configured;
+ *   - when a new socket file appears at its path: inotify on the socket's
+ *     directory, and a stat() of the path every VHOST_POLL_MS for what
+ *     inotify cannot see (a directory created later, or replaced);
+ *   - when its connection closes: at once if a guest device was ready on
+ *     it, otherwise after the back-off;
+ *   - after a failed attempt, VHOST_KICK_FIRST_MS later, then twice as
+ *     long each time, up to VHOST_KICK_MAX_MS apart: a server may have
+ *     bound its socket without listening on it yet.
+ *
+ * A port whose socket file does not exist does not try at all.  A server
+ * cannot listen on a socket file without creating it anew, so after a few
+ * refusals the attempts thin out until one appears. */
+#define VHOST_POLL_MS 1000
+
+/* The directories watched with inotify, each with its watch descriptor.
+ * Used by the main thread only (set_config, run and wait). */
+static int vhost_inotify_fd = -1;
+static struct simap vhost_watched_dirs
+    = SIMAP_INITIALIZER(&vhost_watched_dirs);
+static struct sset vhost_unwatchable_dirs
+    = SSET_INITIALIZER(&vhost_unwatchable_dirs);
+static long long int vhost_next_poll = LLONG_MIN;
+
+/* Socket registration.  Called without 'vhost_mutex': DPDK may call back
+ * (new_connection() when a client connects).
+ *
+ * Registers and starts the socket at 'path' and stores the features it
+ * offers in '*offered' and '*offered_proto'.  Returns 0 if it started (a
+ * client port: it connected), otherwise ECONNREFUSED for a client that
+ * could not connect (the offered features are stored) or EPROTO if
+ * librte_vhost refused the socket.  Nothing stays registered on failure. */
+static int
+vhost_register(const char *path, bool server, uint64_t *offered,
+               uint64_t *offered_proto)
+    OVS_EXCLUDED(vhost_mutex)
+{
+    /* We count per-vring statistics ourselves, whichever datapath moves
+     * the packets. */
+    uint64_t flags = RTE_VHOST_USER_LINEARBUF_SUPPORT;
+    uint64_t unsupported;
+    const char *step;
+    int err;
+
+    if (!server) {
+        /* We reconnect by ourselves. */
+        flags |= RTE_VHOST_USER_CLIENT | RTE_VHOST_USER_NO_RECONNECT;
+    }
+    if (vhost_iommu_enabled) {
+        flags |= RTE_VHOST_USER_IOMMU_SUPPORT;
+    }
+    if (vhost_postcopy_enabled) {
+        flags |= RTE_VHOST_USER_POSTCOPY_SUPPORT;
+    }
+    if (userspace_tso_enabled()) {
+        /* Segments larger than an mbuf go to external buffers. */
+        flags |= RTE_VHOST_USER_EXTBUF_SUPPORT;
+        /* We cannot take UDP fragmentation offload, nor ECN with TSO. */
+        unsupported = ((1ULL << VIRTIO_NET_F_HOST_UFO)
+                       | (1ULL << VIRTIO_NET_F_HOST_ECN));
+    } else {
+        /* No checksum offload, nor any of the offloads that need it: the
+         * guest sends complete packets. */
+        unsupported = VHOST_HOST_OFFLOADS;
+    }
+
+    step = "register";
+    err = rte_vhost_driver_register(path, flags);
+    if (err) {
+        goto out;
+    }
+    step = "set callbacks for";
+    err = rte_vhost_driver_callback_register(path, &vhost_device_ops);
+    if (err) {
+        goto out_unregister;
+    }
+    step = "set features of";
+    err = rte_vhost_driver_disable_features(path, unsupported);
+    if (err) {
+        goto out_unregister;
+    }
+    step = "get features of";
+    if (rte_vhost_driver_get_features(path, offered)
+        || rte_vhost_driver_get_protocol_features(path, offered_proto)) {
+        err = -1;
+        goto out_unregister;
+    }
+    step = "start";
+    err = rte_vhost_driver_start(path);
+    if (err && !server) {
+        /* It could not connect, and has logged why.  No connection: no
+         * callback can run, so no need to be quiescent. */
+        rte_vhost_driver_unregister(path);
+        return ECONNREFUSED;
+    } else if (err) {
+        goto out_unregister;
+    }
+    if (server) {
+        /* Ours from now on: remove it however we exit. */
+        fatal_signal_add_file_to_unlink(path);
+    }
+    return 0;
+
+out_unregister:
+    rte_vhost_driver_unregister(path);
+out:
+    VLOG_ERR("could not %s vhost-user %s socket %s", step,
+             server ? "server" : "client", path);
+    return EPROTO;
+}
+
+void
+vhost_unregister(const char *path, bool server)
+    OVS_EXCLUDED(vhost_mutex)
+{
+    /* destroy_device() may run on the vhost thread while we wait here for
+     * it to finish, and it waits for an RCU grace period: be quiescent. */
+    ovsrcu_quiesce_start();
+    rte_vhost_driver_unregister(path);
+    ovsrcu_quiesce_end();
+    if (server) {
+        /* DPDK removes the socket itself; make sure, quietly. */
+        fatal_signal_remove_file_to_unlink(path);
+        if (unlink(path) && errno != ENOENT) {
+            VLOG_WARN("could not remove %s: %s", path, ovs_strerror(errno));
+        }
+    }
+}
+
+/* Makes way for a server socket at 'path': removes a socket file that
+ * nobody listens on any more (left by a crash), refuses anything else. */
+static int
+vhost_clear_stale_socket(const char *name, const char *path, char **errp)
+{
+    struct sockaddr_un sun;
+    struct stat st;
+    int fd, error;
+
+    if (lstat(path, &st)) {
+        return 0;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        VLOG_WARN_BUF(errp, "%s: %s exists and is not a socket", name, path);
+        return EEXIST;
+    }
+
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    ovs_strlcpy(sun.sun_path, path, sizeof sun.sun_path);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0) {
+        return 0;
+    }
+    error = connect(fd, (struct sockaddr *) &sun, sizeof sun) ? errno : 0;
+    close(fd);
+    if (!error) {
+        VLOG_WARN_BUF(errp, "%s: socket %s is in use by another process",
+                      name, path);
+        return EADDRINUSE;
+    }
+    if (unlink(path) && errno != ENOENT) {
+        VLOG_WARN_BUF(errp, "%s: could not remove stale socket %s (%s)",
+                      name, path, ovs_strerror(errno));
+        return errno;
+    }
+    VLOG_INFO("%s: removed stale socket %s", name, path);
+    return 0;
+}
+
+/* Returns an identifier of the socket file at 'path', or 0 if there is
+ * none.  A socket bound again at the same path has another one. */
+static uint64_t
+vhost_socket_file_id(const char *path)
+{
+    struct stat st;
+
+    if (stat(path, &st) || !S_ISSOCK(st.st_mode)) {
+        return 0;
+    }
+    return hash_words64((uint64_t[]) { st.st_dev, st.st_ino,
+                                       st.st_ctim.tv_sec,
+                                       st.st_ctim.tv_nsec }, 4, 0) | 1;
+}
+
+/* Watches the directory of client socket 'path' for sockets that appear.
+ * Without the watch, the port still connects, within VHOST_POLL_MS. */
+static void
+vhost_watch_dir(const char *path)
+{
+    char *dir = dir_name(path);
+    int wd;
+
+    if (simap_contains(&vhost_watched_dirs, dir)) {
+        goto out;
+    }
+    if (vhost_inotify_fd < 0) {
+        vhost_inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (vhost_inotify_fd < 0) {
+            static struct vlog_rate_limit once = VLOG_RATE_LIMIT_INIT(1, 1);
+
+            VLOG_WARN_RL(&once, "inotify: %s; client ports find their "
+                         "server's socket within %d ms", ovs_strerror(errno),
+                         VHOST_POLL_MS);
+            goto out;
+        }
+    }
+    wd = inotify_add_watch(vhost_inotify_fd, dir, IN_CREATE | IN_MOVED_TO);
+    if (wd < 0) {
+        /* Tried again on every poll; said once. */
+        if (sset_add(&vhost_unwatchable_dirs, dir)) {
+            VLOG_INFO("cannot watch %s for vhost-user sockets (%s); ports "
+                      "with sockets there find them within %d ms", dir,
+                      ovs_strerror(errno), VHOST_POLL_MS);
+        }
+    } else {
+        sset_find_and_delete(&vhost_unwatchable_dirs, dir);
+        simap_put(&vhost_watched_dirs, dir, wd);
+    }
+out:
+    free(dir);
+}
+
+/* Reads what inotify has to say.  Returns true if a socket may have
+ * appeared.  Forgets directories that went away (IN_IGNORED): they are
+ * watched again when they come back. */
+static bool
+vhost_inotify_drain(void)
+{
+    char buf[4096] OVS_ALIGNED_VAR(8);
+    bool appeared = false;
+    ssize_t n;
+
+    if (vhost_inotify_fd < 0) {
+        return false;
+    }
+    while ((n = read(vhost_inotify_fd, buf, sizeof buf)) > 0) {
+        char *p = buf;
+
+        while (p < buf + n) {
+            const struct inotify_event *ev = (const void *) p;
+
+            if (ev->mask & IN_IGNORED) {
+                struct simap_node *node, *next;
+
+                SIMAP_FOR_EACH_SAFE (node, next, &vhost_watched_dirs) {
+                    if (node->data == ev->wd) {
+                        simap_delete(&vhost_watched_dirs, node);
+                    }
+                }
+            } else {
+                appeared = true;
+            }
+            p += sizeof *ev + ev->len;
+        }
+    }
+    return appeared;
+}
+
+/* Tries to connect client port 'dev' to its server's socket now.  Only the
+ * main thread calls this, and nothing else connects client ports, so no
+ * connection can come up meanwhile.  With 'always', tries even if there
+ * is no socket file (librte_vhost then logs that it cannot connect).
+ * Returns 0, or EPROTO if librte_vhost refused the socket. */
+static int
+vhost_client_connect(struct netdev_vhost *dev, bool always)
+    OVS_EXCLUDED(vhost_mutex)
+{
+    uint64_t offered, offered_proto, file;
+    bool was_registered;
+    char *path;
+    int err;
+
+    ovs_mutex_lock(&vhost_mutex);
+    if (!dev->reg_path || vhost_conn_vid(dev) >= 0) {
+        ovs_mutex_unlock(&vhost_mutex);
+        return 0;
+    }
+    path = xstrdup(dev->reg_path);
+    file = dev->kick_file = vhost_socket_file_id(path);
+    was_registered = dev->registered;
+    dev->registered = false;
+    dev->kick_at = LLONG_MAX;
+    ovs_mutex_unlock(&vhost_mutex);
+
+    if (was_registered) {
+        /* librte_vhost keeps the socket of a closed connection. */
+        vhost_unregister(path, false);
+    }
+    if (!file && !always) {
+        /* Nobody to connect to: wait until a socket appears. */
+        free(path);
+        return 0;
+    }
+
+    COVERAGE_INC(vhost_client_connect_attempt);
+    err = vhost_register(path, false, &offered, &offered_proto);
+
+    ovs_mutex_lock(&vhost_mutex);
+    if (err != EPROTO) {
+        dev->offered = offered;
+        dev->offered_proto = offered_proto;
+    }
+    if (!err) {
+        /* destroy_connection() may already have asked for the next
+         * attempt: leave 'kick_at' alone. */
+        dev->registered = true;
+    } else if (err == ECONNREFUSED) {
+        /* Said once for a series of refusals. */
+        enum vlog_level level = (!file
+                                 || dev->kick_delay == VHOST_KICK_FIRST_MS
+                                 ? VLL_INFO : VLL_DBG);
+
+        if (file) {
+            dev->kick_at = time_msec() + dev->kick_delay;
+            dev->kick_delay = MIN(dev->kick_delay * 2, VHOST_KICK_MAX_MS);
+        }
+        VLOG(level, "%s: could not connect to vhost-user socket %s; %s",
+             vhost_name(dev), path,
+             file ? "trying again" : "connecting when it appears");
+        err = 0;
+    }
+    ovs_mutex_unlock(&vhost_mutex);
+    free(path);
+    return err;
+}
+
+/* Connects the client ports that are due: those whose socket file
+ * appeared (or was replaced) and those whose back-off expired. */
+void
+vhost_clients_run(void)
+    OVS_EXCLUDED(vhost_mutex)
+{
+    struct netdev_vhost **due = NULL;
+    size_t n_due = 0, allocated = 0;
+    struct netdev_vhost *dev;
+    bool look, poll;
+    long long int now;
+
+    look = vhost_inotify_drain();
+    now = time_msec();
+    poll = now >= vhost_next_poll;
+    look = look || poll;
+    if (poll) {
+        vhost_next_poll = now + VHOST_POLL_MS;
+    }
+
+    ovs_mutex_lock(&vhost_mutex);
+    LIST_FOR_EACH (dev, list_node, &vhost_devs) {
+        if (dev->server || !dev->reg_path || vhost_conn_vid(dev) >= 0) {
+            continue;
+        }
+        if (look) {
+            uint64_t file = vhost_socket_file_id(dev->reg_path);
+
+            if (file && file != dev->kick_file) {
+                VLOG_INFO("%s: socket %s appeared: connecting",
+                          vhost_name(dev), dev->reg_path);
+                dev->kick_delay = VHOST_KICK_FIRST_MS;
+                dev->kick_at = now;
+            }
+            if (poll) {
+                vhost_watch_dir(dev->reg_path);
+            }
+        }
+        if (now >= dev->kick_at) {
+            if (n_due >= allocated) {
+                due = x2nrealloc(due, &allocated, sizeof *due);
+            }
+            due[n_due++] = dev;
+        }
+    }
+    ovs_mutex_unlock(&vhost_mutex);
+
+    /* Ports are destroyed only by this (the main) thread: 'due' stays
+     * valid. */
+    for (size_t i = 0; i < n_due; i++) {
+        vhost_client_connect(due[i], false);
+    }
+    free(due);
+}
+
+/* Makes the main thread wake up for vhost_clients_run(). */
+void
+vhost_clients_wait(void)
+    OVS_REQUIRES(vhost_mutex)
+{
+    struct netdev_vhost *dev;
+    bool waiting = false;
+
+    LIST_FOR_EACH (dev, list_node, &vhost_devs) {
+        if (!dev->server && dev->reg_path && vhost_conn_vid(dev) < 0) {
+            waiting = true;
+            if (dev->kick_at != LLONG_MAX) {
+                poll_timer_wait_until(dev->kick_at);
+            }
+        }
+    }
+    if (waiting) {
+        poll_timer_wait_until(vhost_next_poll);
+    }
+    if (vhost_inotify_fd >= 0) {
+        poll_fd_wait(vhost_inotify_fd, POLLIN);
+    }
+}
+
+/* Checks a vhost-server-path value; returns a positive errno and reports
+ * through 'errp' what is wrong with it. */
+int
+vhost_check_path(const struct netdev_vhost *dev, const char *path,
+                 char **errp)
+    OVS_REQUIRES(vhost_mutex)
+{
+    struct sockaddr_un sun;
+    struct netdev_vhost *other;
+
+    if (path[0] != '/') {
+        VLOG_WARN_BUF(errp, "%s: vhost-server-path \"%s\" is not an "
+                      "absolute path", vhost_name(dev), path);
+        return EINVAL;
+    }
+    if (strlen(path) >= sizeof sun.sun_path) {
+        VLOG_WARN_BUF(errp, "%s: socket path %s is too long: %"PRIuSIZE
+                      " bytes, a unix socket path holds at most %"PRIuSIZE,
+                      vhost_name(dev), path, strlen(path),
+                      sizeof sun.sun_path - 1);
+        return ENAMETOOLONG;
+    }
+    LIST_FOR_EACH (other, list_node, &vhost_devs) {
+        if (other != dev
+            && ((other->path && !strcmp(other->path, path))
+                || (other->reg_path && !strcmp(other->reg_path, path)))) {
+            VLOG_WARN_BUF(errp, "%s: vhost-server-path \"%s\" is already "
+                          "used by port %s", vhost_name(dev), path,
+                          vhost_name(other));
+            return EEXIST;
+        }
+    }
+    return 0;
+}
+
+/* Makes 'dev' use the socket at 'path' (NULL: none), which
+ * vhost_check_path() accepted: when it differs from the one registered,
+ * leaves that one (the old connection's per-vring counters go with it)
+ * and registers the new one; a client port connects at once if it can.
+ * Returns 0, or a positive errno after reporting through 'errp'. */
+int
+vhost_socket_set_path(struct netdev_vhost *dev, const char *path,
+                      char **errp)
+    OVS_EXCLUDED(vhost_mutex)
+{
+    const char *name = vhost_name(dev);
+    const char *mode = dev->server ? "server" : "client";
+    uint64_t offered, offered_proto;
+    bool old_registered;
+    char *old_reg;
+    int err;
+
+    ovs_mutex_lock(&vhost_mutex);
+    if (nullable_string_is_equal(path, dev->reg_path)) {
+        ovs_mutex_unlock(&vhost_mutex);
+        return 0;
+    }
+    free(dev->path);
+    dev->path = nullable_xstrdup(path);
+    old_reg = dev->reg_path;
+    old_registered = dev->registered;
+    dev->reg_path = NULL;
+    dev->registered = false;
+    ovs_mutex_unlock(&vhost_mutex);
+
+    if (old_reg) {
+        if (old_registered) {
+            vhost_unregister(old_reg, dev->server);
+        }
+        ovs_mutex_lock(&vhost_mutex);
+        vhost_forget_connection(dev);
+        ovs_mutex_unlock(&vhost_mutex);
+        VLOG_INFO("%s: unregistered vhost-user %s socket %s", name, mode,
+                  old_reg);
+        free(old_reg);
+    }
+    if (!path) {
+        VLOG_INFO("%s: options:vhost-server-path is not set; the port stays "
+                  "down until it is", name);
+        netdev_change_seq_changed(&dev->up);
+        return 0;
+    }
+
+    if (dev->server) {
+        err = vhost_clear_stale_socket(name, path, errp);
+        if (err) {
+            return err;
+        }
+    }
+
+    /* new_connection() finds the port by 'reg_path': set it first. */
+    ovs_mutex_lock(&vhost_mutex);
+    dev->reg_path = xstrdup(path);
+    dev->kick_delay = VHOST_KICK_FIRST_MS;
+    dev->kick_file = 0;
+    ovs_mutex_unlock(&vhost_mutex);
+
+    if (dev->server) {
+        err = vhost_register(path, true, &offered, &offered_proto);
+    } else {
+        /* Watch first: a socket created after our attempt is seen. */
+        vhost_watch_dir(path);
+        err = vhost_client_connect(dev, true);
+    }
+
+    ovs_mutex_lock(&vhost_mutex);
+    if (dev->server) {
+        dev->registered = !err;
+        dev->offered = err ? 0 : offered;
+        dev->offered_proto = err ? 0 : offered_proto;
+    }
+    if (err) {
+        free(dev->reg_path);
+        dev->reg_path = NULL;
+        dev->kick_at = LLONG_MAX;
+        VLOG_WARN_BUF(errp, "%s: could not register vhost-user %s socket %s",
+                      name, mode, path);
+    } else {
+        VLOG_INFO("%s: registered vhost-user %s socket %s", name, mode, path);
+    }
+    ovs_mutex_unlock(&vhost_mutex);
+    netdev_change_seq_changed(&dev->up);
+    return err;
+}

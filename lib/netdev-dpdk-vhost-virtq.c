@@ -1,0 +1,612 @@
+/*
+ * Copyright (c) 2026 The ovs-vhost-client authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+
+/* The split-virtqueue datapath (see netdev-dpdk-vhost-virtq.h).
+ *
+ * Entered by the thread that holds a vring's lock: a PMD thread, or the
+ * main thread sending a packet of its own.  Nothing here locks, logs or
+ * allocates: errors are counted for the caller. */
+
+#include <config.h>
+#include "netdev-dpdk-vhost-virtq.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <linux/virtio_net.h>
+
+#include <rte_atomic.h>
+#include <rte_mbuf.h>
+#include <rte_prefetch.h>
+#include <rte_vhost.h>
+
+#include "util.h"
+
+/* Returns the host address of the guest physical range at 'gpa', '*len'
+ * bytes long, shortening '*len' to what is contiguous there, or NULL if
+ * 'gpa' is not in guest memory.  '*hint' is the region to look in
+ * first. */
+static inline void *
+vhost_gpa_map(const struct rte_vhost_memory *mem, uint32_t *hint,
+              uint64_t gpa, uint64_t *len)
+{
+    uint32_t first = *hint;
+    const struct rte_vhost_mem_region *r = &mem->regions[first];
+    uint64_t off = gpa - r->guest_phys_addr;
+
+    if (OVS_UNLIKELY(off >= r->size)) {
+        uint32_t i;
+
+        for (i = 0; i < mem->nregions; i++) {
+            r = &mem->regions[i];
+            off = gpa - r->guest_phys_addr;
+            if (off < r->size) {
+                break;
+            }
+        }
+        if (i == mem->nregions) {
+            return NULL;
+        }
+        *hint = i;
+    }
+    if (OVS_UNLIKELY(*len > r->size - off)) {
+        *len = r->size - off;
+    }
+    return (void *) (uintptr_t) (r->host_user_addr + off);
+}
+
+/* Same, for exactly 'len' bytes. */
+static inline void *
+vhost_gpa_map_all(const struct rte_vhost_memory *mem, uint32_t *hint,
+                  uint64_t gpa, uint64_t len)
+{
+    uint64_t got = len;
+    void *p = vhost_gpa_map(mem, hint, gpa, &got);
+
+    return p && got == len ? p : NULL;
+}
+
+static void
+vhost_virtq_errors_init(struct vhost_virtq_errors *err)
+{
+    memset(err, 0, sizeof *err);
+    err->bad_avail = -1;
+}
+
+/* Starts bringing the lines that the 'len' bytes at 'p' span into the
+ * cache, the first four of a large packet (the hardware follows the
+ * rest), ready to be written if 'write'. */
+static inline void
+vhost_prefetch(const char *p, uint32_t len, bool write)
+{
+    uintptr_t line = (uintptr_t) p & ~(uintptr_t) (CACHE_LINE_SIZE - 1);
+    uintptr_t last = (((uintptr_t) p + MIN(len, 4 * CACHE_LINE_SIZE) - 1)
+                      & ~(uintptr_t) (CACHE_LINE_SIZE - 1));
+
+    for (; len && line <= last; line += CACHE_LINE_SIZE) {
+#if defined(__x86_64__)
+        if (write) {
+            /* PREFETCHW (a no-op on the processors that lack it). */
+            asm volatile("prefetchw %0"
+                         : : "m" (*(const volatile char *) line));
+            continue;
+        }
+#endif
+        rte_prefetch0((const void *) line);
+    }
+}
+
+/* Writes a virtio-net header of 'hdr_len' bytes at 'p' that asks for no
+ * offloads and tells a guest with mergeable buffers that the packet took
+ * 'num_buffers' of them.  Only what differs is written: the guest reads
+ * this cache line for each packet and, without offloads, writes back the
+ * same values, so a header that is already right stays shared between
+ * the two CPUs instead of moving to ours and back. */
+static inline void
+vhost_put_hdr(char *p, uint16_t hdr_len, uint16_t num_buffers)
+{
+    struct virtio_net_hdr_mrg_rxbuf *h = (void *) p;
+    uint64_t head;
+    uint16_t tail;
+
+    BUILD_ASSERT_DECL(sizeof h->hdr == sizeof head + sizeof tail);
+    memcpy(&head, &h->hdr, sizeof head);
+    memcpy(&tail, (char *) &h->hdr + sizeof head, sizeof tail);
+    if (head || tail) {
+        memset(&h->hdr, 0, sizeof h->hdr);
+    }
+    if (hdr_len == sizeof *h && h->num_buffers != num_buffers) {
+        h->num_buffers = num_buffers;
+    }
+}
+
+/* Counts a packet of 'len' bytes to or from Ethernet address 'dst'. */
+static inline void
+vhost_virtq_count(uint64_t *stats, uint32_t len, const uint8_t *dst)
+{
+    int bin;
+
+    if (len < 64) {
+        bin = VHOST_VS_undersize_packets;
+    } else if (len == 64) {
+        bin = VHOST_VS_size_64_packets;
+    } else if (len < 1024) {
+        /* 65-127: 6 significant bits, 128-255: 7, ... */
+        bin = (VHOST_VS_size_65_127_packets
+               + (32 - __builtin_clz(len)) - 7);
+    } else {
+        bin = (len <= 1518 ? VHOST_VS_size_1024_1518_packets
+               : VHOST_VS_size_1519_max_packets);
+    }
+    stats[bin]++;
+    stats[VHOST_VS_good_bytes] += len;
+    if (OVS_UNLIKELY(dst[0] & 1)) {
+        static const uint8_t bcast[6] = {
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff
+        };
+
+        stats[memcmp(dst, bcast, sizeof bcast)
+              ? VHOST_VS_multicast_packets
+              : VHOST_VS_broadcast_packets]++;
+    }
+}
+
+/* Counts the packets that librte_vhost's datapath moved on 'vq''s ring. */
+void
+vhost_virtq_count_mbufs(struct vhost_virtq *vq, struct rte_mbuf **pkts,
+                        int n)
+{
+    vq->stats[VHOST_VS_good_packets] += n;
+    for (int i = 0; i < n; i++) {
+        vhost_virtq_count(vq->stats, pkts[i]->pkt_len,
+                          rte_pktmbuf_mtod(pkts[i], const uint8_t *));
+    }
+}
+
+/* Publishes what the datapath put in the used ring of 'vq' and interrupts
+ * the guest if it asked for it. */
+static void
+vhost_virtq_publish(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq)
+{
+    uint16_t new = vq->last_used;
+    bool need;
+
+    __atomic_store_n(&vq->used->idx, new, __ATOMIC_RELEASE);
+
+    /* The guest must see the new index before we look at whether it wants
+     * to hear of it (it looks at the index after it says so). */
+    rte_atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (dev->event_idx) {
+        uint16_t event = __atomic_load_n(&vq->avail->ring[vq->size],
+                                         __ATOMIC_RELAXED);
+        uint16_t old = vq->signalled_used;
+
+        need = (!vq->signalled_valid
+                || (uint16_t) (new - event - 1) < (uint16_t) (new - old));
+    } else {
+        need = !(__atomic_load_n(&vq->avail->flags, __ATOMIC_RELAXED)
+                 & VRING_AVAIL_F_NO_INTERRUPT);
+    }
+    vq->signalled_used = new;
+    vq->signalled_valid = true;
+    if (need && vq->callfd >= 0) {
+        eventfd_write(vq->callfd, 1);
+        vq->stats[VHOST_VS_guest_notifications]++;
+    }
+}
+
+/* A descriptor chain, as ranges of host memory. */
+#define VHOST_CHAIN_VECS 64
+struct vhost_chain {
+    uint16_t head;
+    uint16_t n_vecs;
+    uint32_t len;                   /* Sum of 'vecs[*].len'. */
+    struct {
+        char *p;
+        uint32_t len;
+    } vecs[VHOST_CHAIN_VECS];
+};
+
+/* Reads the descriptor chain at 'head' of 'vq' into 'ch'.  Returns false
+ * if it breaks the rules. */
+static bool
+vhost_chain_get(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
+                uint16_t head, struct vhost_chain *ch)
+{
+    const struct vring_desc *descs = vq->desc;
+    uint32_t n_descs = vq->size;
+    uint32_t idx = head;
+    struct vring_desc d;
+
+    ch->head = head;
+    ch->n_vecs = 0;
+    ch->len = 0;
+    if (head >= vq->size) {
+        return false;
+    }
+    d = descs[head];
+    if (d.flags & VRING_DESC_F_INDIRECT) {
+        if (!d.len || d.len % sizeof d || d.len / sizeof d > UINT16_MAX) {
+            return false;
+        }
+        descs = vhost_gpa_map_all(dev->mem, &vq->region, d.addr, d.len);
+        if (!descs) {
+            return false;
+        }
+        n_descs = d.len / sizeof d;
+        idx = 0;
+    }
+    for (uint32_t steps = 0; ; steps++) {
+        uint64_t addr;
+        uint32_t len;
+
+        if (idx >= n_descs || steps >= n_descs) {
+            return false;
+        }
+        d = descs[idx];
+        if (d.flags & VRING_DESC_F_INDIRECT) {
+            return false;
+        }
+        addr = d.addr;
+        len = d.len;
+        while (len) {
+            uint64_t chunk = len;
+            char *p = vhost_gpa_map(dev->mem, &vq->region, addr, &chunk);
+
+            if (!p || ch->n_vecs >= VHOST_CHAIN_VECS
+                || ch->len + chunk > UINT32_MAX) {
+                return false;
+            }
+            ch->vecs[ch->n_vecs].p = p;
+            ch->vecs[ch->n_vecs].len = chunk;
+            ch->n_vecs++;
+            ch->len += chunk;
+            addr += chunk;
+            len -= chunk;
+        }
+        if (!(d.flags & VRING_DESC_F_NEXT)) {
+            return true;
+        }
+        idx = d.next;
+    }
+}
+
+/* Copies 'len' bytes between offset 'ofs' of 'ch' and 'buf': into 'ch' if
+ * 'to_chain', otherwise out of it. */
+static void
+vhost_chain_copy(struct vhost_chain *ch, uint32_t ofs, void *buf_,
+                 uint32_t len, bool to_chain)
+{
+    char *buf = buf_;
+
+    for (int i = 0; len && i < ch->n_vecs; i++) {
+        uint32_t chunk;
+
+        if (ofs >= ch->vecs[i].len) {
+            ofs -= ch->vecs[i].len;
+            continue;
+        }
+        chunk = MIN(len, ch->vecs[i].len - ofs);
+        if (to_chain) {
+            memcpy(ch->vecs[i].p + ofs, buf, chunk);
+        } else {
+            memcpy(buf, ch->vecs[i].p + ofs, chunk);
+        }
+        buf += chunk;
+        len -= chunk;
+        ofs = 0;
+    }
+}
+
+/* Copies the packet in the chain at 'head' (without its virtio-net
+ * header) into 'm'.  Returns 0, EINVAL if the chain breaks the rules, or
+ * EMSGSIZE if the packet does not fit in 'm'. */
+static int
+vhost_dequeue_chain(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
+                    uint16_t head, struct rte_mbuf *m)
+{
+    struct vhost_chain ch;
+    uint32_t len;
+
+    if (!vhost_chain_get(dev, vq, head, &ch) || ch.len < dev->hdr_len) {
+        return EINVAL;
+    }
+    len = ch.len - dev->hdr_len;
+    if (len > rte_pktmbuf_tailroom(m)) {
+        return EMSGSIZE;
+    }
+    vhost_chain_copy(&ch, dev->hdr_len, rte_pktmbuf_mtod(m, void *), len,
+                     false);
+    m->data_len = m->pkt_len = len;
+    return 0;
+}
+
+/* Reads the 'n' heads that the guest made available on 'vq' from index
+ * 'first' on into 'heads', and starts bringing their descriptors into the
+ * cache. */
+static inline void
+vhost_virtq_heads(const struct vhost_virtq *vq, uint16_t first, uint16_t n,
+                  uint16_t *heads)
+{
+    uint16_t mask = vq->size - 1;
+
+    for (int i = 0; i < n; i++) {
+        heads[i] = vq->avail->ring[(uint16_t) (first + i) & mask];
+        rte_prefetch0(&vq->desc[heads[i] & mask]);
+    }
+}
+
+/* Returns our address of the buffer of descriptor 'head' of 'vq' and its
+ * length in '*lenp', if that descriptor stands alone (no chain, no
+ * indirect table) and all of its buffer lies in one region of guest
+ * memory; otherwise NULL: the general path looks at it. */
+static inline char *
+vhost_virtq_lone_buf(const struct vhost_virtq_dev *dev,
+                     struct vhost_virtq *vq, uint16_t head, uint32_t *lenp)
+{
+    struct vring_desc d;
+
+    if (OVS_UNLIKELY(head >= vq->size)) {
+        return NULL;
+    }
+    d = vq->desc[head];
+    if (OVS_UNLIKELY(d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT))) {
+        return NULL;
+    }
+    *lenp = d.len;
+    return vhost_gpa_map_all(dev->mem, &vq->region, d.addr, d.len);
+}
+
+/* Takes up to 'n' packets that the guest sent on 'vq' into 'pkts', empty
+ * mbufs that the caller provides (at most VHOST_VIRTQ_MAX_BURST are
+ * used): as many as vhost_virtq_n_avail() said, or fewer.  Returns how
+ * many packets it put in 'pkts[0]' onwards; the caller keeps the mbufs
+ * after them.  Chains that break the rules and packets too long for an
+ * mbuf are handed back to the guest, and counted in '*err'. */
+uint16_t
+vhost_virtq_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
+                    struct rte_mbuf **pkts, uint16_t n,
+                    struct vhost_virtq_errors *err)
+{
+    uint16_t mask = vq->size - 1;
+    uint16_t last = vq->last_avail;
+    uint16_t hdr_len = dev->hdr_len;
+    uint16_t heads[VHOST_VIRTQ_MAX_BURST];
+    const char *srcs[VHOST_VIRTQ_MAX_BURST];
+    uint32_t lens[VHOST_VIRTQ_MAX_BURST];
+    uint16_t got = 0, avail;
+    int n_avail;
+
+    vhost_virtq_errors_init(err);
+    n_avail = vhost_virtq_n_avail(vq, &avail);
+    if (OVS_UNLIKELY(n_avail < 0)) {
+        err->bad_avail = avail;
+        return 0;
+    }
+    n = MIN(n, MIN(n_avail, VHOST_VIRTQ_MAX_BURST));
+    if (!n) {
+        return 0;
+    }
+
+    /* Every descriptor, then every buffer, on its way into the cache
+     * before the first copy. */
+    vhost_virtq_heads(vq, last, n, heads);
+    for (int i = 0; i < n; i++) {
+        uint32_t len;
+        const char *src = vhost_virtq_lone_buf(dev, vq, heads[i], &len);
+
+        srcs[i] = NULL;
+        if (OVS_LIKELY(src && len >= hdr_len)) {
+            srcs[i] = src + hdr_len;
+            lens[i] = len - hdr_len;
+            vhost_prefetch(srcs[i], lens[i], false);
+        }
+    }
+
+    for (int i = 0; i < n; i++) {
+        struct rte_mbuf *m = pkts[got];
+        struct vring_used_elem *u;
+        int error;
+
+        if (OVS_LIKELY(srcs[i] && lens[i] <= rte_pktmbuf_tailroom(m))) {
+            memcpy(rte_pktmbuf_mtod(m, void *), srcs[i], lens[i]);
+            m->data_len = m->pkt_len = lens[i];
+            error = 0;
+        } else {
+            error = vhost_dequeue_chain(dev, vq, heads[i], m);
+        }
+        if (!dev->in_order || i == n - 1) {
+            /* With VIRTIO_F_IN_ORDER, the last entry of a batch stands for
+             * the batch. */
+            u = &vq->used->ring[(uint16_t) (vq->last_used + i) & mask];
+            u->id = heads[i];
+            u->len = 0;
+        }
+        if (OVS_LIKELY(!error)) {
+            vhost_virtq_count(vq->stats, m->pkt_len,
+                              rte_pktmbuf_mtod(m, const uint8_t *));
+            got++;
+        } else if (error == EMSGSIZE) {
+            err->too_long++;
+        } else {
+            err->bad_desc++;
+        }
+    }
+    vq->last_avail = last + n;
+    vq->last_used += n;
+    vq->stats[VHOST_VS_good_packets] += got;
+    vhost_virtq_publish(dev, vq);
+    return got;
+}
+
+/* Puts 'm' into receive buffers of 'vq' in the general way: chains of
+ * descriptors, buffers that span memory regions, and with mergeable
+ * receive buffers, several buffers.  'avail' is the guest's avail index.
+ * Returns 0 if it was sent, EAGAIN if the guest has no room for it now,
+ * EMSGSIZE if it never will (its buffers are too small), EINVAL if a
+ * buffer breaks the rules (then given back, empty). */
+static int
+vhost_enqueue_slow(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
+                   uint16_t avail, struct rte_mbuf *m)
+{
+    struct virtio_net_hdr_mrg_rxbuf hdr;
+    uint16_t mask = vq->size - 1;
+    uint32_t total = m->pkt_len + dev->hdr_len;
+    uint32_t done = 0;
+    struct vhost_chain first, more;
+    uint16_t taken = 0;
+
+    if (m->nb_segs != 1) {
+        return EMSGSIZE;
+    }
+    while (done < total) {
+        struct vhost_chain *ch = taken ? &more : &first;
+        struct vring_used_elem *u;
+        uint32_t ofs = 0, chunk;
+        uint16_t head;
+
+        if ((uint16_t) (avail - vq->last_avail) <= taken) {
+            return EAGAIN;
+        }
+        head = vq->avail->ring[(uint16_t) (vq->last_avail + taken) & mask];
+        if (!vhost_chain_get(dev, vq, head, ch)
+            || (!taken && ch->len < dev->hdr_len)) {
+            /* Give the chain back, empty, with those taken before. */
+            u = &vq->used->ring[(uint16_t) (vq->last_used + taken) & mask];
+            u->id = head;
+            u->len = 0;
+            for (int i = 0; i < taken; i++) {
+                vq->used->ring[(uint16_t) (vq->last_used + i) & mask].len = 0;
+            }
+            vq->last_avail += taken + 1;
+            vq->last_used += taken + 1;
+            return EINVAL;
+        }
+        if (!taken) {
+            if (!dev->mrg_rxbuf && ch->len < total) {
+                return EMSGSIZE;
+            }
+            ofs = done = dev->hdr_len;
+        }
+        chunk = MIN(ch->len - ofs, total - done);
+        vhost_chain_copy(ch, ofs,
+                         rte_pktmbuf_mtod_offset(m, char *,
+                                                 done - dev->hdr_len),
+                         chunk, true);
+        done += chunk;
+        u = &vq->used->ring[(uint16_t) (vq->last_used + taken) & mask];
+        u->id = head;
+        u->len = ofs + chunk;
+        taken++;
+    }
+    if (first.vecs[0].len >= dev->hdr_len) {
+        vhost_put_hdr(first.vecs[0].p, dev->hdr_len, taken);
+    } else {
+        memset(&hdr, 0, sizeof hdr);
+        hdr.num_buffers = taken;
+        vhost_chain_copy(&first, 0, &hdr, dev->hdr_len, true);
+    }
+    vq->last_avail += taken;
+    vq->last_used += taken;
+    return 0;
+}
+
+/* Gives the guest copies of up to 'n' packets of 'pkts' on 'vq' (the
+ * caller still owns them, and frees them).  Returns how many of 'pkts' it
+ * went through: the guest's ring may fill up before.  Those it could not
+ * deliver at all are counted in '*err'. */
+uint16_t
+vhost_virtq_enqueue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
+                    struct rte_mbuf **pkts, uint16_t n,
+                    struct vhost_virtq_errors *err)
+{
+    uint16_t mask = vq->size - 1;
+    uint16_t first = vq->last_avail;
+    uint16_t first_used = vq->last_used;
+    uint16_t hdr_len = dev->hdr_len;
+    uint16_t heads[VHOST_VIRTQ_MAX_BURST];
+    char *dsts[VHOST_VIRTQ_MAX_BURST];
+    uint32_t caps[VHOST_VIRTQ_MAX_BURST];
+    uint16_t avail, n_pre, done = 0;
+    uint64_t sent = 0;
+    int n_free;
+
+    vhost_virtq_errors_init(err);
+    n_free = vhost_virtq_n_avail(vq, &avail);
+    if (OVS_UNLIKELY(n_free < 0)) {
+        err->bad_avail = avail;
+        return 0;
+    } else if (!n_free) {
+        return 0;
+    }
+
+    /* Guess one buffer a packet: every descriptor, then every buffer, on
+     * its way into the cache before the first copy. */
+    n = MIN(n, VHOST_VIRTQ_MAX_BURST);
+    n_pre = MIN(n, n_free);
+    vhost_virtq_heads(vq, first, n_pre, heads);
+    for (int i = 0; i < n_pre; i++) {
+        dsts[i] = vhost_virtq_lone_buf(dev, vq, heads[i], &caps[i]);
+        if (dsts[i] && caps[i] > hdr_len) {
+            /* The header's line is read first: see vhost_put_hdr(). */
+            rte_prefetch0(dsts[i]);
+            vhost_prefetch(dsts[i] + hdr_len,
+                           MIN(caps[i] - hdr_len, pkts[i]->pkt_len), true);
+        }
+    }
+
+    for (; done < n; done++) {
+        struct rte_mbuf *m = pkts[done];
+        uint16_t k = vq->last_avail - first;
+        uint32_t total = m->pkt_len + hdr_len;
+
+        if (OVS_LIKELY(k < n_pre && dsts[k] && caps[k] >= total
+                       && m->nb_segs == 1)) {
+            struct vring_used_elem *u;
+
+            vhost_put_hdr(dsts[k], hdr_len, 1);
+            memcpy(dsts[k] + hdr_len, rte_pktmbuf_mtod(m, void *),
+                   m->pkt_len);
+            u = &vq->used->ring[vq->last_used++ & mask];
+            u->id = heads[k];
+            u->len = total;
+            vq->last_avail++;
+        } else {
+            int error = vhost_enqueue_slow(dev, vq, avail, m);
+
+            if (error == EAGAIN) {
+                break;
+            } else if (error) {
+                if (error == EINVAL) {
+                    err->bad_desc++;
+                } else {
+                    err->too_long++;
+                }
+                err->dropped_bytes += m->pkt_len;
+                continue;
+            }
+        }
+        vhost_virtq_count(vq->stats, m->pkt_len,
+                          rte_pktmbuf_mtod(m, const uint8_t *));
+        sent++;
+    }
+    vq->stats[VHOST_VS_good_packets] += sent;
+    if (vq->last_used != first_used) {
+        vhost_virtq_publish(dev, vq);
+    }
+    return done;
+}

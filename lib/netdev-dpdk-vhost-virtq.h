@@ -1,0 +1,152 @@
+/*
+ * Copyright (c) 2026 The ovs-vhost-client authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+
+#ifndef NETDEV_DPDK_VHOST_VIRTQ_H
+#define NETDEV_DPDK_VHOST_VIRTQ_H 1
+
+/* Our datapath for split virtqueues.
+ *
+ * librte_vhost negotiates with the guest's hypervisor and maps its memory
+ * and rings; for a guest on split virtqueues without offloads, dirty page
+ * logging or an IOMMU (what most guests use), the PMD threads then move
+ * packets through the rings with the functions here rather than with
+ * rte_vhost_dequeue_burst() and rte_vhost_enqueue_burst(): a burst reads
+ * the avail ring once, prefetches every descriptor and then every buffer
+ * before it copies, and takes no lock of librte_vhost's.
+ *
+ * This unit owns chain walking, guest address translation, the copies, the
+ * used ring and the guest's notification.  It knows nothing of ports,
+ * connections or locks: its caller holds the ring's lock (one thread per
+ * ring at a time) and makes sure the ring does not change meanwhile.  It
+ * calls no function of Open vSwitch or of a running DPDK (only DPDK's
+ * inline mbuf accessors, on mbufs its caller provides, and eventfd_write()
+ * for notifications), so that a test program can drive it alone, with
+ * rings and guest memory laid out in plain memory.
+ *
+ * The guest is not trusted: every index it writes is bounded before use,
+ * descriptor chains are followed at most as many steps as the table has
+ * entries, each descriptor is read once, and every address must lie in
+ * guest memory.  A chain that breaks a rule is handed back to the guest
+ * unused and its packet dropped (and counted), rather than stalling the
+ * queue. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <linux/virtio_ring.h>
+
+struct rte_mbuf;
+struct rte_vhost_memory;
+
+/* Most packets one call moves. */
+#define VHOST_VIRTQ_MAX_BURST 32
+
+/* Per-vring counters, kept by the datapath for each connection.  They
+ * carry librte_vhost's names (see rte_vhost_vring_stats_get_names());
+ * "guest_notifications" counts the interrupts that our own datapath sent
+ * the guest. */
+#define VHOST_VRING_STATS                           \
+    VHOST_VRING_STAT(good_packets)                  \
+    VHOST_VRING_STAT(good_bytes)                    \
+    VHOST_VRING_STAT(multicast_packets)             \
+    VHOST_VRING_STAT(broadcast_packets)             \
+    VHOST_VRING_STAT(undersize_packets)             \
+    VHOST_VRING_STAT(size_64_packets)               \
+    VHOST_VRING_STAT(size_65_127_packets)           \
+    VHOST_VRING_STAT(size_128_255_packets)          \
+    VHOST_VRING_STAT(size_256_511_packets)          \
+    VHOST_VRING_STAT(size_512_1023_packets)         \
+    VHOST_VRING_STAT(size_1024_1518_packets)        \
+    VHOST_VRING_STAT(size_1519_max_packets)         \
+    VHOST_VRING_STAT(guest_notifications)
+
+enum vhost_vring_stat {
+#define VHOST_VRING_STAT(NAME) VHOST_VS_##NAME,
+    VHOST_VRING_STATS
+#undef VHOST_VRING_STAT
+    VHOST_N_VRING_STATS
+};
+
+/* What the rings of one connection share: the guest's memory and what the
+ * guest negotiated. */
+struct vhost_virtq_dev {
+    const struct rte_vhost_memory *mem;   /* Guest memory, or NULL. */
+    uint16_t hdr_len;               /* Of the virtio-net header. */
+    bool event_idx;                 /* VIRTIO_RING_F_EVENT_IDX. */
+    bool in_order;                  /* VIRTIO_F_IN_ORDER. */
+    bool mrg_rxbuf;                 /* VIRTIO_NET_F_MRG_RXBUF. */
+};
+
+/* One split virtqueue. */
+struct vhost_virtq {
+    /* The ring: set while no burst runs on it. */
+    uint16_t size;                  /* A power of 2. */
+    uint16_t last_avail;            /* Next avail ring entry to take. */
+    uint16_t last_used;             /* Next used ring entry to fill. */
+    struct vring_desc *desc;
+    struct vring_avail *avail;
+    struct vring_used *used;
+    int callfd;                     /* Interrupts the guest, or -1. */
+
+    /* The datapath's own. */
+    uint16_t signalled_used;        /* 'last_used' at the last interrupt. */
+    bool signalled_valid;
+    uint32_t region;                /* Memory region of the last lookup. */
+    uint64_t stats[VHOST_N_VRING_STATS];
+};
+
+/* What went wrong in a burst, for the caller to count and log. */
+struct vhost_virtq_errors {
+    uint32_t bad_desc;      /* Packets dropped: chains that broke a rule. */
+    uint32_t too_long;      /* Packets dropped: longer than an mbuf
+                             * (dequeue) or than the guest's buffers
+                             * (enqueue). */
+    uint64_t dropped_bytes; /* Enqueue: bytes of the packets dropped. */
+    int32_t bad_avail;      /* The guest's avail index if it ran more than
+                             * a ring ahead (nothing moved), else -1. */
+};
+
+/* Returns how many entries the guest made available on 'vq' that we have
+ * not taken yet, or -1 if its avail index runs more than a ring ahead of
+ * us (a broken guest), and stores the index in '*availp'. */
+static inline int
+vhost_virtq_n_avail(const struct vhost_virtq *vq, uint16_t *availp)
+{
+    uint16_t avail = __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
+    uint16_t n = avail - vq->last_avail;
+
+    *availp = avail;
+    return n > vq->size ? -1 : n;
+}
+
+/* Resets the datapath's own state of 'vq' for a ring that was set anew. */
+static inline void
+vhost_virtq_rearm(struct vhost_virtq *vq)
+{
+    vq->signalled_valid = false;
+    vq->region = 0;
+}
+
+uint16_t vhost_virtq_dequeue(const struct vhost_virtq_dev *,
+                             struct vhost_virtq *, struct rte_mbuf **pkts,
+                             uint16_t n, struct vhost_virtq_errors *);
+uint16_t vhost_virtq_enqueue(const struct vhost_virtq_dev *,
+                             struct vhost_virtq *, struct rte_mbuf **pkts,
+                             uint16_t n, struct vhost_virtq_errors *);
+void vhost_virtq_count_mbufs(struct vhost_virtq *, struct rte_mbuf **pkts,
+                             int n);
+
+#endif /* netdev-dpdk-vhost-virtq.h */
