@@ -128,9 +128,6 @@ vhost_recv_split(const struct vhost_conn *c, struct vhost_vring *vr,
         if (err.bad_desc) {
             vhost_bad_desc(c, vr, err.bad_desc);
         }
-        if (err.bad_avail >= 0) {
-            vhost_bad_avail_idx(c, vr, err.bad_avail);
-        }
     }
     return got;
 }

@@ -371,12 +371,13 @@ vhost_virtq_lone_buf(const struct vhost_virtq_dev *dev,
     return vhost_gpa_map_all(dev->mem, &vq->region, d.addr, d.len);
 }
 
-/* Takes up to 'n' packets that the guest sent on 'vq' into 'pkts', empty
- * mbufs that the caller provides (at most VHOST_VIRTQ_MAX_BURST are
- * used): as many as vhost_virtq_n_avail() said, or fewer.  Returns how
- * many packets it put in 'pkts[0]' onwards; the caller keeps the mbufs
- * after them.  Chains that break the rules and packets too long for an
- * mbuf are handed back to the guest, and counted in '*err'. */
+/* Takes the next 'n' packets that the guest sent on 'vq' into 'pkts',
+ * empty mbufs that the caller provides.  'n' is at most what
+ * vhost_virtq_n_avail() returned (the avail index is not read again: the
+ * guest writes its line all the time) and at most VHOST_VIRTQ_MAX_BURST.
+ * Returns how many packets it put in 'pkts[0]' onwards; the caller keeps
+ * the mbufs after them.  Chains that break the rules and packets too long
+ * for an mbuf are handed back to the guest, and counted in '*err'. */
 uint16_t
 vhost_virtq_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
                     struct rte_mbuf **pkts, uint16_t n,
@@ -388,16 +389,10 @@ vhost_virtq_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
     uint16_t heads[VHOST_VIRTQ_MAX_BURST];
     const char *srcs[VHOST_VIRTQ_MAX_BURST];
     uint32_t lens[VHOST_VIRTQ_MAX_BURST];
-    uint16_t got = 0, avail;
-    int n_avail;
+    uint16_t got = 0;
 
     vhost_virtq_errors_init(err);
-    n_avail = vhost_virtq_n_avail(vq, &avail);
-    if (OVS_UNLIKELY(n_avail < 0)) {
-        err->bad_avail = avail;
-        return 0;
-    }
-    n = MIN(n, MIN(n_avail, VHOST_VIRTQ_MAX_BURST));
+    n = MIN(n, MIN(vq->size, VHOST_VIRTQ_MAX_BURST));
     if (!n) {
         return 0;
     }

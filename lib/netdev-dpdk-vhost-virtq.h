@@ -115,8 +115,9 @@ struct vhost_virtq_errors {
                              * (dequeue) or than the guest's buffers
                              * (enqueue). */
     uint64_t dropped_bytes; /* Enqueue: bytes of the packets dropped. */
-    int32_t bad_avail;      /* The guest's avail index if it ran more than
-                             * a ring ahead (nothing moved), else -1. */
+    int32_t bad_avail;      /* Enqueue: the guest's avail index if it ran
+                             * more than a ring ahead (nothing moved),
+                             * else -1. */
 };
 
 /* Returns how many entries the guest made available on 'vq' that we have

@@ -259,10 +259,21 @@ guest_post_rx(int i, uint32_t len)
     post(i);
 }
 
+/* Takes up to 'n' packets, as the switch does: as many as the guest made
+ * available, if its avail index makes sense. */
 static uint16_t
 dequeue(uint16_t n, struct vhost_virtq_errors *err)
 {
-    return vhost_virtq_dequeue(&dev, &vq, pkts, n, err);
+    uint16_t idx;
+    int n_avail = vhost_virtq_n_avail(&vq, &idx);
+
+    if (n_avail < 0) {
+        memset(err, 0, sizeof *err);
+        err->bad_avail = idx;
+        return 0;
+    }
+    return vhost_virtq_dequeue(&dev, &vq, pkts, n < n_avail ? n : n_avail,
+                               err);
 }
 
 static uint16_t
