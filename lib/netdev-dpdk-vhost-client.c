@@ -573,6 +573,22 @@ vhost_put_datapath(const struct vhost_conn *c, struct smap *args)
     }
 }
 
+/* Why a ring of 'c' is not used, if one is not (read without pausing it:
+ * it may change right after). */
+static void
+vhost_put_ring_error(const struct vhost_conn *c, struct smap *args)
+{
+    for (int i = 0; c && i < VHOST_MAX_VRINGS; i++) {
+        const struct vhost_vring *vr = vhost_conn_vring(c, i);
+        const char *bad = vr ? vhost_vring_bad(vr) : NULL;
+
+        if (bad) {
+            smap_add_format(args, "ring_error", "vring %d: %s", i, bad);
+            return;
+        }
+    }
+}
+
 void
 vhost_put_status(const struct netdev_vhost *dev, struct smap *args)
     OVS_REQUIRES(vhost_mutex)
@@ -604,6 +620,7 @@ vhost_put_status(const struct netdev_vhost *dev, struct smap *args)
         smap_add_format(args, "num_of_vrings", "%u",
                         rte_vhost_get_vring_num(vid));
         vhost_put_datapath(dev->conn, args);
+        vhost_put_ring_error(dev->conn, args);
         if (userspace_tso_enabled()) {
             /* What the guest takes from us as it is. */
             smap_add(args, "tx_tso_offload",
@@ -745,6 +762,7 @@ netdev_vhost_run(const struct netdev_class *class OVS_UNUSED)
     struct netdev_vhost *dev;
 
     vhost_clients_run();
+    vhost_stall_run();
 
     now = time_msec();
     ovs_mutex_lock(&vhost_mutex);
@@ -773,6 +791,7 @@ netdev_vhost_wait(const struct netdev_class *class OVS_UNUSED)
     }
     vhost_mp_wait(receiving);
     vhost_clients_wait();
+    vhost_stall_wait();
     ovs_mutex_unlock(&vhost_mutex);
 }
 

@@ -35,6 +35,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <linux/virtio_net.h>
 
 #include <rte_lcore.h>
@@ -51,8 +53,11 @@
 COVERAGE_DEFINE(vhost_client_new_device);
 COVERAGE_DEFINE(vhost_client_destroy_device);
 COVERAGE_DEFINE(vhost_client_vring_state);
+COVERAGE_DEFINE(vhost_client_msg_refused);
 
 static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 20);
+
+atomic_count vhost_msg_count = ATOMIC_COUNT_INIT(0);
 
 /* Port of each librte_vhost connection, for callbacks that must not lock. */
 static ATOMIC(struct netdev_vhost *) vid_devs[VHOST_MAX_VID];
@@ -188,11 +193,48 @@ vhost_conn_pause(struct vhost_conn *c)
             /* Wait for a burst that started before 'paused' was set. */
             rte_spinlock_lock(&vr->lock);
             rte_spinlock_unlock(&vr->lock);
-            if (c->fast && vr->ready) {
+            if (c->fast && vr->ready && !vr->resync) {
                 rte_vhost_set_vring_base(c->vid, i, vr->q.last_avail,
                                          vr->q.last_used);
             }
         }
+    }
+}
+
+/* Returns NULL if the rings of 'r', which librte_vhost reports for a
+ * connection with guest memory 'dev->mem' and 'features', lie in guest
+ * memory, or why not.  librte_vhost checks them only when it translates
+ * their addresses, for the size and features of that moment (and reports
+ * a ring whose check failed all the same): a later SET_VRING_NUM or
+ * SET_FEATURES may stretch them past the memory they lie in. */
+static const char *
+vhost_ring_check(const struct vhost_virtq_dev *dev, uint64_t features,
+                 const struct rte_vhost_vring *r)
+{
+    if (features & (1ULL << VIRTIO_F_RING_PACKED)) {
+        /* Packed rings: librte_vhost's datapath only; their size need
+         * not be a power of 2. */
+        if (!r->size || r->size > 32768) {
+            return "ring size is out of range";
+        } else if (!vhost_virtq_in_mem(dev->mem, r->desc_packed,
+                                       (uint64_t) r->size
+                                       * sizeof *r->desc_packed)
+                   || !vhost_virtq_in_mem(dev->mem, r->driver_event,
+                                          sizeof *r->driver_event)
+                   || !vhost_virtq_in_mem(dev->mem, r->device_event,
+                                          sizeof *r->device_event)) {
+            return "packed ring lies outside guest memory";
+        }
+        return NULL;
+    } else {
+        struct vhost_virtq q = {
+            .size = r->size,
+            .desc = r->desc,
+            .avail = r->avail,
+            .used = r->used,
+        };
+
+        return vhost_virtq_check(dev, &q);
     }
 }
 
@@ -229,24 +271,48 @@ vhost_conn_refresh(struct vhost_conn *c)
     n_vrings = MIN(rte_vhost_get_vring_num(c->vid), VHOST_MAX_VRINGS);
     for (int i = 0; i < VHOST_MAX_VRINGS; i++) {
         struct vhost_vring *vr = vhost_conn_vring(c, i);
+        const char *bad = NULL, *was_bad;
         struct rte_vhost_vring r;
+        unsigned int slow_busy;
+        bool have_ring;
 
         if (!vr && i < n_vrings) {
             vr = xzalloc_cacheline(sizeof *vr);
             rte_spinlock_init(&vr->lock);
             vr->index = i;
+            atomic_init(&vr->bad, NULL);
+            atomic_init(&vr->slow_busy, 0);
             atomic_store_explicit(&c->vrings[i], vr, memory_order_release);
         }
         if (!vr) {
             continue;
         }
-        vr->ready = (i < n_vrings && c->vdev.mem
+        have_ring = (i < n_vrings && c->vdev.mem
                      && !rte_vhost_get_vhost_vring(c->vid, i, &r)
-                     && r.desc && r.avail && r.used
-                     && r.size && !(r.size & (r.size - 1))
+                     && r.desc && r.avail && r.used);
+        if (have_ring) {
+            bad = vhost_ring_check(&c->vdev, features, &r);
+        }
+        was_bad = vhost_vring_bad(vr);
+        atomic_store_relaxed(&vr->bad, bad);
+        if (bad && bad != was_bad) {
+            char ifname[PATH_MAX];
+
+            if (!rte_vhost_get_ifname(c->vid, ifname, sizeof ifname)) {
+                VLOG_WARN_RL(&rl, "%s: vring %d: %s (size %"PRIu16"); it is "
+                             "not used until the guest sets it anew",
+                             ifname, i, bad, r.size);
+            }
+        }
+        atomic_read_relaxed(&vr->slow_busy, &slow_busy);
+        vr->ready = (have_ring && !bad
                      && !rte_vhost_get_vring_base(c->vid, i,
                                                   &vr->q.last_avail,
                                                   &vr->q.last_used));
+        /* Sends on librte_vhost's datapath that started before the pause
+         * may still move librte_vhost's indexes once the message is
+         * handled. */
+        vr->resync = vr->ready && c->fast && slow_busy;
         if (vr->ready) {
             vr->q.desc = r.desc;
             vr->q.avail = r.avail;
@@ -261,8 +327,131 @@ vhost_conn_refresh(struct vhost_conn *c)
 /* vhost-user message codes that we look at (the vhost-user protocol's). */
 #define VHOST_USER_RESET_OWNER 4
 #define VHOST_USER_SET_MEM_TABLE 5
+#define VHOST_USER_SET_LOG_BASE 6
 #define VHOST_USER_SEND_RARP 19
 #define VHOST_USER_IOTLB_MSG 22
+
+/* A message as the hooks see it: DPDK 22.11's struct vhu_msg_context
+ * (lib/vhost/vhost_user.h, not installed): the message (a 12-byte header:
+ * request, flags, payload size; then a 632-byte payload), then the file
+ * descriptors that came with it. */
+#define VHOST_MSG_SIZE_OFS 8
+#define VHOST_MSG_PAYLOAD_OFS 12
+#define VHOST_MSG_FDS_OFS (VHOST_MSG_PAYLOAD_OFS + 632)
+#define VHOST_MSG_N_FDS_OFS (VHOST_MSG_FDS_OFS + 8 * sizeof(int))
+#define VHOST_MSG_MAX_FDS 8
+
+static uint32_t
+vhost_msg_u32(const uint8_t *msg, size_t ofs)
+{
+    uint32_t v;
+
+    memcpy(&v, msg + ofs, sizeof v);
+    return v;
+}
+
+static uint64_t
+vhost_msg_u64(const uint8_t *msg, size_t ofs)
+{
+    uint64_t v;
+
+    memcpy(&v, msg + ofs, sizeof v);
+    return v;
+}
+
+/* Returns true if the file 'fd' has 'size' bytes from 'offset' on, or is
+ * not a regular file (a device, whose size fstat() does not tell). */
+static bool
+vhost_fd_covers(int fd, uint64_t offset, uint64_t size)
+{
+    struct stat st;
+
+    if (fstat(fd, &st)) {
+        return false;
+    }
+    return (!S_ISREG(st.st_mode)
+            || (offset <= UINT64_MAX - size
+                && offset + size <= (uint64_t) st.st_size));
+}
+
+/* Checks that each file of a SET_MEM_TABLE or SET_LOG_BASE message 'msg'
+ * holds what the message says librte_vhost may map of it: librte_vhost
+ * maps the declared size unchecked, and touching a page past the end of
+ * a file kills the process (SIGBUS).  Returns NULL if so, otherwise a
+ * phrase that says what is wrong, in 'buf'. */
+static const char *
+vhost_msg_check_files(const uint8_t *msg, uint32_t request,
+                      char *buf, size_t size)
+{
+    uint32_t n_fds = vhost_msg_u32(msg, VHOST_MSG_N_FDS_OFS);
+    uint32_t payload = vhost_msg_u32(msg, VHOST_MSG_SIZE_OFS);
+    const uint8_t *p = msg + VHOST_MSG_PAYLOAD_OFS;
+    int fds[VHOST_MSG_MAX_FDS];
+
+    if (n_fds > VHOST_MSG_MAX_FDS) {
+        return NULL;            /* librte_vhost refuses it. */
+    }
+    memcpy(fds, msg + VHOST_MSG_FDS_OFS, n_fds * sizeof fds[0]);
+    if (request == VHOST_USER_SET_LOG_BASE) {
+        uint64_t log_size = vhost_msg_u64(p, 0);
+        uint64_t log_ofs = vhost_msg_u64(p, 8);
+
+        if (payload >= 16 && n_fds == 1
+            && !vhost_fd_covers(fds[0], log_ofs, log_size)) {
+            snprintf(buf, size, "dirty page log (%"PRIu64" bytes at "
+                     "offset %"PRIu64") is larger than its file", log_size,
+                     log_ofs);
+            return buf;
+        }
+    } else {
+        uint32_t n_regions = vhost_msg_u32(p, 0);
+
+        if (payload < 8 + 32 * MIN(n_regions, VHOST_MSG_MAX_FDS)) {
+            return NULL;        /* librte_vhost refuses it. */
+        }
+        for (uint32_t i = 0; i < n_regions && i < n_fds; i++) {
+            const uint8_t *r = p + 8 + 32 * i;
+            uint64_t r_size = vhost_msg_u64(r, 8);
+            uint64_t r_ofs = vhost_msg_u64(r, 24);
+
+            if (!vhost_fd_covers(fds[i], r_ofs, r_size)) {
+                snprintf(buf, size, "memory region %"PRIu32" (%"PRIu64
+                         " bytes at offset %"PRIu64") is larger than its "
+                         "file", i, r_size, r_ofs);
+                return buf;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Refuses message 'msg' for 'why': closes the files that came with it
+ * (librte_vhost leaves that to a hook that refuses) and logs it. */
+static enum rte_vhost_msg_result
+vhost_msg_refuse(int vid, uint8_t *msg, const char *why)
+{
+    static struct vlog_rate_limit refuse_rl = VLOG_RATE_LIMIT_INIT(5, 20);
+    uint32_t n_fds = vhost_msg_u32(msg, VHOST_MSG_N_FDS_OFS);
+    char ifname[PATH_MAX];
+
+    COVERAGE_INC(vhost_client_msg_refused);
+    for (uint32_t i = 0; i < MIN(n_fds, VHOST_MSG_MAX_FDS); i++) {
+        int fd;
+
+        memcpy(&fd, msg + VHOST_MSG_FDS_OFS + i * sizeof fd, sizeof fd);
+        if (fd >= 0) {
+            close(fd);
+            fd = -1;
+            memcpy(msg + VHOST_MSG_FDS_OFS + i * sizeof fd, &fd, sizeof fd);
+        }
+    }
+    if (!rte_vhost_get_ifname(vid, ifname, sizeof ifname)) {
+        VLOG_WARN_RL(&refuse_rl, "%s: refused vhost-user %s: %s", ifname,
+                     (vhost_msg_u32(msg, 0) == VHOST_USER_SET_MEM_TABLE
+                      ? "SET_MEM_TABLE" : "SET_LOG_BASE"), why);
+    }
+    return RTE_VHOST_MSG_RESULT_ERR;
+}
 
 static struct vhost_conn *
 vid_conn_get(int vid)
@@ -276,21 +465,35 @@ vid_conn_get(int vid)
 static enum rte_vhost_msg_result
 vhost_pre_msg(int vid, void *msg_)
 {
-    /* A message starts with its 32-bit request code; SEND_RARP carries the
-     * guest's MAC address in its 64-bit payload, after a 12-byte header. */
-    const uint8_t *msg = msg_;
+    uint8_t *msg = msg_;
     struct vhost_conn *c = vid_conn_get(vid);
-    uint32_t request;
+    uint32_t request = vhost_msg_u32(msg, 0);
 
-    memcpy(&request, msg, sizeof request);
+    atomic_count_inc(&vhost_msg_count);
     if (!c || request == VHOST_USER_IOTLB_MSG) {
         /* An IOMMU's translations: librte_vhost's datapath only. */
         return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
     }
+    if (request == VHOST_USER_SET_MEM_TABLE
+        || request == VHOST_USER_SET_LOG_BASE) {
+        char buf[128];
+        const char *why = vhost_msg_check_files(msg, request,
+                                                buf, sizeof buf);
+
+        if (why) {
+            /* librte_vhost keeps what it had: no pause, nothing changes
+             * (a hook that refuses is not called after the message). */
+            return vhost_msg_refuse(vid, msg, why);
+        }
+    }
     vhost_conn_pause(c);
     if (request == VHOST_USER_SEND_RARP) {
-        memcpy(&c->rarp_mac, msg + 12, sizeof c->rarp_mac);
-        atomic_store(&c->rarp_pending, true);
+        /* The guest's MAC address, in the 64-bit payload. */
+        if (vhost_msg_u32(msg, VHOST_MSG_SIZE_OFS) >= sizeof c->rarp_mac) {
+            memcpy(&c->rarp_mac, msg + VHOST_MSG_PAYLOAD_OFS,
+                   sizeof c->rarp_mac);
+            atomic_store(&c->rarp_pending, true);
+        }
     } else if (request == VHOST_USER_SET_MEM_TABLE
                || request == VHOST_USER_RESET_OWNER) {
         /* librte_vhost frees its memory table, and may fail to make the
@@ -366,6 +569,7 @@ new_connection(int vid)
     char path[PATH_MAX];
     struct netdev_vhost *dev;
 
+    atomic_count_inc(&vhost_msg_count);
     if (rte_vhost_get_ifname(vid, path, sizeof path)) {
         return -1;
     }

@@ -113,7 +113,10 @@ extern struct vlog_module *VLM_netdev_dpdk_vhost_client;
     VHOST_CUSTOM_STAT(rx, rx_qos_drops)             \
     VHOST_CUSTOM_STAT(tx, tx_disconnected_drops)    \
     VHOST_CUSTOM_STAT(rx, rx_oversize_drops)        \
-    VHOST_CUSTOM_STAT(rx, rx_bad_desc_drops)
+    VHOST_CUSTOM_STAT(rx, rx_bad_desc_drops)        \
+    VHOST_CUSTOM_STAT(tx, tx_bad_desc_drops)        \
+    VHOST_CUSTOM_STAT(rx, rx_budget_drops)          \
+    VHOST_CUSTOM_STAT(tx, tx_budget_drops)
 
 /* Counters of one queue.  Each is written by the one thread that polls
  * (rx) or sends on (tx) the queue; other threads only read them. */
@@ -157,12 +160,32 @@ struct vhost_policing_conf {
  * (post_msg_handle) it reads the rings, indexes, memory table and
  * features back and lets the datapath go on.  The PMD threads take a
  * vring's lock around each burst (a receiving thread gives up if it is
- * taken) and do nothing while 'paused' is set. */
+ * taken) and do nothing while 'paused' is set.
+ *
+ * librte_vhost's thread holds every virtqueue's own lock of librte_vhost
+ * while it pauses us, and rte_vhost_enqueue_burst() waits for that lock:
+ * so a burst on librte_vhost's datapath does not hold ours while it
+ * sends.  It counts itself in 'slow_busy' instead (under our lock, so a
+ * pause sees it), and a connection that moves to our datapath meanwhile
+ * takes the ring indexes from librte_vhost again once 'slow_busy' is back
+ * to zero ('resync'). */
 struct vhost_vring {
     rte_spinlock_t lock;
     int index;                      /* In the connection. */
-    bool ready;                     /* 'q' describes a ring.  Written by
-                                     * the control thread while paused. */
+    bool ready;                     /* 'q' describes a ring that our
+                                     * datapath may use.  Written by the
+                                     * control thread while paused. */
+    bool resync;                    /* 'q''s indexes may be stale: read
+                                     * them again when 'slow_busy' is 0.
+                                     * Control thread while paused, else
+                                     * 'lock' holder. */
+    ATOMIC(const char *) bad;       /* Why the ring that librte_vhost
+                                     * reports must not be used (no
+                                     * datapath touches it), or NULL.
+                                     * Written by the control thread while
+                                     * paused. */
+    atomic_uint slow_busy;          /* Sends on librte_vhost's datapath
+                                     * under way without 'lock'. */
     struct vhost_virtq q;           /* Ring fields: control thread while
                                      * paused; the rest: 'lock' holder. */
 };
@@ -388,6 +411,16 @@ vhost_conn_paused(const struct vhost_conn *c)
     return paused;
 }
 
+/* Why the rings of 'vr' must not be used, or NULL. */
+static inline const char *
+vhost_vring_bad(const struct vhost_vring *vr)
+{
+    const char *bad;
+
+    atomic_read_relaxed(&CONST_CAST(struct vhost_vring *, vr)->bad, &bad);
+    return bad;
+}
+
 /* netdev-dpdk-vhost-client.c. */
 void vhost_sum_stats(const struct netdev_vhost *, struct vhost_queue_stats *rx,
                      struct vhost_queue_stats *tx)
@@ -400,6 +433,10 @@ void vhost_update_flags(struct netdev_vhost *, enum netdev_flags off,
 
 /* netdev-dpdk-vhost-conn.c. */
 extern const struct rte_vhost_device_ops vhost_device_ops;
+
+/* vhost-user messages and connections that librte_vhost's thread took so
+ * far: it made progress if this moved. */
+extern atomic_count vhost_msg_count;
 void vhost_publish(struct netdev_vhost *, int vid) OVS_REQUIRES(vhost_mutex);
 void vhost_forget_connection(struct netdev_vhost *)
     OVS_REQUIRES(vhost_mutex);
@@ -419,6 +456,8 @@ void vhost_unregister(const char *path, bool server)
     OVS_EXCLUDED(vhost_mutex);
 void vhost_clients_run(void) OVS_EXCLUDED(vhost_mutex);
 void vhost_clients_wait(void) OVS_REQUIRES(vhost_mutex);
+void vhost_stall_run(void) OVS_EXCLUDED(vhost_mutex);
+void vhost_stall_wait(void) OVS_REQUIRES(vhost_mutex);
 
 /* netdev-dpdk-vhost-pool.c. */
 void vhost_mp_update(struct netdev_vhost *) OVS_REQUIRES(vhost_mutex);

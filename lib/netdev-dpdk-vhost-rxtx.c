@@ -49,6 +49,7 @@ COVERAGE_DEFINE(vhost_client_tx_sw_csum);
 COVERAGE_DEFINE(vhost_client_tx_bad_offload);
 COVERAGE_DEFINE(vhost_client_rx_no_mbuf);
 COVERAGE_DEFINE(vhost_client_bad_desc);
+COVERAGE_DEFINE(vhost_client_over_budget);
 
 static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 20);
 
@@ -93,6 +94,80 @@ vhost_bad_desc(const struct vhost_conn *c, const struct vhost_vring *vr,
     }
 }
 
+/* 'n' packets of 'vr' were dropped because the guest's descriptor chains
+ * took more steps than a burst may (VHOST_VIRTQ_STEP_BUDGET). */
+static void
+vhost_over_budget(const struct vhost_conn *c, const struct vhost_vring *vr,
+                  uint32_t n)
+{
+    static struct vlog_rate_limit budget_rl = VLOG_RATE_LIMIT_INIT(1, 5);
+    char ifname[PATH_MAX];
+
+    COVERAGE_ADD(vhost_client_over_budget, n);
+    if (!VLOG_DROP_WARN(&budget_rl)
+        && !rte_vhost_get_ifname(c->vid, ifname, sizeof ifname)) {
+        VLOG_WARN("%s: vring %d: dropped %"PRIu32" packet%s whose "
+                  "descriptor chains took more than %d steps in one burst",
+                  ifname, vr->index, n, n == 1 ? "" : "s",
+                  VHOST_VIRTQ_STEP_BUDGET);
+    }
+}
+
+/* Returns true if the ring indexes of 'vr', on our datapath, are
+ * librte_vhost's: after the connection moved from librte_vhost's datapath
+ * to ours (see struct vhost_vring), once the sends that were still under
+ * way on librte_vhost's are done.  The caller holds 'vr->lock'. */
+static inline bool
+vhost_vring_synced(const struct vhost_conn *c, struct vhost_vring *vr)
+{
+    unsigned int busy;
+
+    if (OVS_LIKELY(!vr->resync)) {
+        return true;
+    }
+    atomic_read_explicit(&vr->slow_busy, &busy, memory_order_acquire);
+    if (busy || rte_vhost_get_vring_base(c->vid, vr->index,
+                                         &vr->q.last_avail,
+                                         &vr->q.last_used)) {
+        return false;
+    }
+    vr->resync = false;
+    return true;
+}
+
+/* Gives the guest copies of up to 'n' packets of 'pkts' on vring 'vr' of
+ * queue pair 'qp', through librte_vhost's datapath, trying again up to
+ * 'max_retries' times while the guest takes some.  Returns how many it
+ * sent, and counts the retries in '*retries'.
+ *
+ * The caller holds 'vr->lock', which this releases while librte_vhost
+ * sends (see struct vhost_vring) and takes again. */
+static uint16_t
+vhost_send_slow(const struct vhost_conn *c, struct vhost_vring *vr, int vid,
+                int qp, struct rte_mbuf **pkts, uint16_t n, int max_retries,
+                int *retries)
+{
+    unsigned int busy;
+    uint16_t sent = 0;
+
+    atomic_add_explicit(&vr->slow_busy, 1, &busy, memory_order_relaxed);
+    rte_spinlock_unlock(&vr->lock);
+    while (!vhost_conn_paused(c)) {
+        uint16_t k = rte_vhost_enqueue_burst(vid, VHOST_GUEST_RX_VRING(qp),
+                                             &pkts[sent], n - sent);
+
+        sent += k;
+        if (!k || sent == n || *retries >= max_retries) {
+            break;
+        }
+        *retries += 1;
+    }
+    rte_spinlock_lock(&vr->lock);
+    vhost_virtq_count_mbufs(&vr->q, pkts, sent);
+    atomic_sub_explicit(&vr->slow_busy, 1, &busy, memory_order_release);
+    return sent;
+}
+
 /* Takes up to 'n' packets that the guest sent on 'vr' into mbufs from
  * 'mp', through our datapath.  Returns how many.  Chains that break the
  * rules and packets too long for an mbuf are dropped and counted in
@@ -125,8 +200,12 @@ vhost_recv_split(const struct vhost_conn *c, struct vhost_vring *vr,
         rte_pktmbuf_free_bulk(&pkts[got], n - got);
         qs->rx_oversize_drops += err.too_long;
         qs->rx_bad_desc_drops += err.bad_desc;
+        qs->rx_budget_drops += err.over_budget;
         if (err.bad_desc) {
             vhost_bad_desc(c, vr, err.bad_desc);
+        }
+        if (err.over_budget) {
+            vhost_over_budget(c, vr, err.over_budget);
         }
     }
     return got;
@@ -134,21 +213,27 @@ vhost_recv_split(const struct vhost_conn *c, struct vhost_vring *vr,
 
 /* Gives the guest copies of up to 'n' packets on 'vr', through our
  * datapath.  Returns how many of 'pkts' it went through.  Those it could
- * not deliver at all are counted in '*dropped' and '*dropped_bytes'. */
+ * not deliver at all are counted in '*dropped' and '*dropped_bytes', and
+ * those of them dropped for running out of steps also in
+ * '*budget_drops'. */
 static inline uint16_t
 vhost_send_split(const struct vhost_conn *c, struct vhost_vring *vr,
                  struct rte_mbuf **pkts, uint16_t n, uint64_t *dropped,
-                 uint64_t *dropped_bytes)
+                 uint64_t *dropped_bytes, uint64_t *budget_drops)
 {
     struct vhost_virtq_errors err;
     uint16_t done;
 
     done = vhost_virtq_enqueue(&c->vdev, &vr->q, pkts, n, &err);
-    if (OVS_UNLIKELY(err.bad_desc || err.too_long)) {
-        *dropped += err.bad_desc + err.too_long;
+    if (OVS_UNLIKELY(err.bad_desc || err.too_long || err.over_budget)) {
+        *dropped += err.bad_desc + err.too_long + err.over_budget;
         *dropped_bytes += err.dropped_bytes;
+        *budget_drops += err.over_budget;
         if (err.bad_desc) {
             vhost_bad_desc(c, vr, err.bad_desc);
+        }
+        if (err.over_budget) {
+            vhost_over_budget(c, vr, err.over_budget);
         }
     }
     if (OVS_UNLIKELY(err.bad_avail >= 0)) {
@@ -272,7 +357,9 @@ netdev_vhost_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
                                    - vr->q.last_avail);
             }
         }
-    } else {
+    } else if (OVS_LIKELY(!vhost_vring_bad(vr))) {
+        /* It only tries librte_vhost's lock of the vring: it does not wait
+         * for librte_vhost's thread while we hold ours. */
         n = rte_vhost_dequeue_burst(vid, vring, dev->mp, pkts,
                                     NETDEV_MAX_BURST);
         vhost_virtq_count_mbufs(&vr->q, pkts, n);
@@ -436,7 +523,7 @@ netdev_vhost_send(struct netdev *netdev, int qid,
     int n_pkts = 0, sent = 0, retries = 0, max_retries;
     uint32_t max_len = dev->max_frame_len;
     uint64_t bytes = 0, mtu_drops = 0, fail_drops = 0, qos_drops = 0;
-    uint64_t bad_drops = 0, bad_bytes = 0;
+    uint64_t bad_drops = 0, bad_bytes = 0, budget_drops = 0;
     int vring;
     bool up;
 
@@ -515,24 +602,24 @@ netdev_vhost_send(struct netdev *netdev, int qid,
     vr = vhost_conn_vring(c, VHOST_GUEST_RX_VRING(vring));
     if (OVS_LIKELY(vr) && n_pkts) {
         rte_spinlock_lock(&vr->lock);
-        while (!vhost_conn_paused(c) && sent < n_pkts) {
-            uint16_t n;
+        if (OVS_UNLIKELY(vhost_conn_paused(c))) {
+            /* A vhost-user message is being handled. */
+        } else if (OVS_LIKELY(c->fast)) {
+            while (OVS_LIKELY(vr->ready) && vhost_vring_synced(c, vr)
+                   && !vhost_conn_paused(c)) {
+                uint16_t n = vhost_send_split(c, vr, &pkts[sent],
+                                              n_pkts - sent, &bad_drops,
+                                              &bad_bytes, &budget_drops);
 
-            if (OVS_LIKELY(c->fast)) {
-                n = (vr->ready
-                     ? vhost_send_split(c, vr, &pkts[sent], n_pkts - sent,
-                                        &bad_drops, &bad_bytes)
-                     : 0);
-            } else {
-                n = rte_vhost_enqueue_burst(vid, VHOST_GUEST_RX_VRING(vring),
-                                            &pkts[sent], n_pkts - sent);
-                vhost_virtq_count_mbufs(&vr->q, &pkts[sent], n);
+                sent += n;
+                if (!n || sent == n_pkts || retries >= max_retries) {
+                    break;
+                }
+                retries++;
             }
-            sent += n;
-            if (!n || sent == n_pkts || retries >= max_retries) {
-                break;
-            }
-            retries++;
+        } else if (OVS_LIKELY(!vhost_vring_bad(vr))) {
+            sent = vhost_send_slow(c, vr, vid, vring, pkts, n_pkts,
+                                   max_retries, &retries);
         }
         rte_spinlock_unlock(&vr->lock);
     }
@@ -547,6 +634,8 @@ netdev_vhost_send(struct netdev *netdev, int qid,
     sent -= bad_drops;
     bytes -= bad_bytes;
     fail_drops += bad_drops;
+    txq->stats.tx_bad_desc_drops += bad_drops - budget_drops;
+    txq->stats.tx_budget_drops += budget_drops;
 
     txq->stats.packets += sent;
     txq->stats.bytes += bytes;

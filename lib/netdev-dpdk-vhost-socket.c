@@ -29,10 +29,12 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <linux/virtio_net.h>
@@ -52,6 +54,7 @@
 #include "userspace-tso.h"
 
 COVERAGE_DEFINE(vhost_client_connect_attempt);
+COVERAGE_DEFINE(vhost_client_msg_stall);
 
 /* Client ports connect by themselves, from the main thread, and nothing
  * else connects them: librte_vhost's reconnection (a thread that retries
@@ -586,4 +589,181 @@ vhost_socket_set_path(struct netdev_vhost *dev, const char *path,
     ovs_mutex_unlock(&vhost_mutex);
     netdev_change_seq_changed(&dev->up);
     return err;
+}
+
+/* Stalled frontends.
+ *
+ * librte_vhost reads and answers the messages of every connection in one
+ * thread ("vhost-events"), on blocking sockets: a frontend that sends a
+ * message's header and never its payload, or never reads our replies,
+ * stops that thread, and with it every other port's negotiation.  The
+ * main thread looks at what that thread does, every VHOST_STALL_CHECK_MS:
+ * if it has been in one read or write on one socket of a port of ours for
+ * VHOST_STALL_MS, while it took no message, the frontend stalled it; we
+ * shut that connection down (its read or write then fails, and
+ * librte_vhost closes it as after any broken message), and log it.  A
+ * frontend that sends whole messages (as QEMU does) never waits there. */
+#define VHOST_STALL_MS 1000
+#define VHOST_STALL_CHECK_MS 250
+#define VHOST_TASK_DIR "/proc/self/task"
+
+static pid_t vhost_events_tid;  /* librte_vhost's thread, once found. */
+static long long int vhost_stall_next = LLONG_MIN;
+static struct {
+    long int nr;                /* System call, or -1. */
+    int fd;
+    unsigned int msgs;          /* 'vhost_msg_count' then. */
+    long long int since;
+} vhost_stall = { .nr = -1 };
+
+/* Returns the thread id of librte_vhost's thread, or 0. */
+static pid_t
+vhost_find_events_thread(void)
+{
+    struct dirent *de;
+    pid_t tid = 0;
+    DIR *dir;
+
+    dir = opendir(VHOST_TASK_DIR);
+
+    while (dir && !tid && (de = readdir(dir)) != NULL) {
+        char path[64], comm[32] = "";
+        int id = atoi(de->d_name);
+        FILE *f;
+
+        if (id <= 0) {
+            continue;
+        }
+        snprintf(path, sizeof path, "/proc/self/task/%d/comm", id);
+        f = fopen(path, "r");
+        if (f) {
+            if (fgets(comm, sizeof comm, f)
+                && !strncmp(comm, "vhost-events", 12)) {
+                tid = id;
+            }
+            fclose(f);
+        }
+    }
+    if (dir) {
+        closedir(dir);
+    }
+    return tid;
+}
+
+/* Reads the system call that thread 'tid' waits in and its first
+ * argument.  Returns false if it is not in one (or has gone). */
+static bool
+vhost_thread_syscall(pid_t tid, long int *nr, unsigned long int *arg0)
+{
+    char path[64], buf[128];
+    bool ok = false;
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int) tid);
+    f = fopen(path, "r");
+    if (f) {
+        ok = (fgets(buf, sizeof buf, f)
+              && sscanf(buf, "%ld %lx", nr, arg0) == 2 && *nr >= 0);
+        fclose(f);
+    }
+    return ok;
+}
+
+/* Returns the port whose vhost-user socket 'fd' is connected through
+ * (client ports: its peer's name; server ports: its own), or NULL. */
+static struct netdev_vhost *
+vhost_fd_port(int fd)
+    OVS_REQUIRES(vhost_mutex)
+{
+    struct sockaddr_un names[2];
+    struct netdev_vhost *dev;
+
+    for (int i = 0; i < 2; i++) {
+        socklen_t len = sizeof names[i];
+
+        memset(&names[i], 0, sizeof names[i]);
+        if ((i ? getsockname(fd, (struct sockaddr *) &names[i], &len)
+             : getpeername(fd, (struct sockaddr *) &names[i], &len))
+            || names[i].sun_family != AF_UNIX) {
+            names[i].sun_path[0] = '\0';
+        }
+    }
+    LIST_FOR_EACH (dev, list_node, &vhost_devs) {
+        if (dev->reg_path
+            && !strncmp(dev->reg_path,
+                        names[dev->server ? 1 : 0].sun_path,
+                        sizeof names[0].sun_path)) {
+            return dev;
+        }
+    }
+    return NULL;
+}
+
+/* Looks at librte_vhost's thread; shuts down the connection that a
+ * frontend stalled it on (see above). */
+void
+vhost_stall_run(void)
+    OVS_EXCLUDED(vhost_mutex)
+{
+    long long int now = time_msec();
+    unsigned long int arg0;
+    unsigned int msgs;
+    long int nr;
+    bool io;
+
+    if (now < vhost_stall_next) {
+        return;
+    }
+    vhost_stall_next = now + VHOST_STALL_CHECK_MS;
+    if (!vhost_events_tid) {
+        vhost_events_tid = vhost_find_events_thread();
+        if (!vhost_events_tid) {
+            return;
+        }
+    }
+
+    msgs = atomic_count_get(&vhost_msg_count);
+    io = (vhost_thread_syscall(vhost_events_tid, &nr, &arg0)
+          && (nr == SYS_read || nr == SYS_recvmsg || nr == SYS_recvfrom
+              || nr == SYS_write || nr == SYS_sendmsg || nr == SYS_sendto)
+          && arg0 <= INT_MAX);
+    if (!io || nr != vhost_stall.nr || (int) arg0 != vhost_stall.fd
+        || msgs != vhost_stall.msgs) {
+        vhost_stall.nr = io ? nr : -1;
+        vhost_stall.fd = io ? (int) arg0 : -1;
+        vhost_stall.msgs = msgs;
+        vhost_stall.since = now;
+    } else if (now - vhost_stall.since >= VHOST_STALL_MS) {
+        struct netdev_vhost *dev;
+
+        ovs_mutex_lock(&vhost_mutex);
+        dev = vhost_fd_port(vhost_stall.fd);
+        if (dev) {
+            COVERAGE_INC(vhost_client_msg_stall);
+            VLOG_WARN("%s: vhost-user frontend on %s stalled librte_vhost "
+                      "in the middle of a message for %lld ms (every "
+                      "port's negotiation waits for it): connection shut "
+                      "down", vhost_name(dev), dev->reg_path,
+                      now - vhost_stall.since);
+            shutdown(vhost_stall.fd, SHUT_RDWR);
+        }
+        ovs_mutex_unlock(&vhost_mutex);
+        vhost_stall.nr = -1;
+    }
+}
+
+/* Makes the main thread wake up for vhost_stall_run() while any port has
+ * a connection. */
+void
+vhost_stall_wait(void)
+    OVS_REQUIRES(vhost_mutex)
+{
+    struct netdev_vhost *dev;
+
+    LIST_FOR_EACH (dev, list_node, &vhost_devs) {
+        if (vhost_conn_vid(dev) >= 0) {
+            poll_timer_wait_until(vhost_stall_next);
+            return;
+        }
+    }
 }

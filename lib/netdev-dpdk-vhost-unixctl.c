@@ -65,7 +65,9 @@ vhost_show_port(struct ds *reply, const struct netdev_vhost *dev)
                           " guest notifications\n", i,
                           i % 2 ? "rx from guest queue" : "tx to guest queue",
                           i / 2,
-                          vr->ready ? "ready" : "not ready",
+                          (vr->ready ? "ready"
+                           : vhost_vring_bad(vr) ? vhost_vring_bad(vr)
+                           : "not ready"),
                           vr->q.last_avail, vr->q.last_used,
                           vr->q.stats[VHOST_VS_good_packets],
                           vr->q.stats[VHOST_VS_guest_notifications]);

@@ -80,6 +80,75 @@ vhost_gpa_map_all(const struct rte_vhost_memory *mem, uint32_t *hint,
     return p && got == len ? p : NULL;
 }
 
+/* Returns true if the 'len' bytes at 'p', in our address space, lie in one
+ * region of guest memory 'mem'. */
+bool
+vhost_virtq_in_mem(const struct rte_vhost_memory *mem, const void *p,
+                   uint64_t len)
+{
+    uint64_t addr = (uintptr_t) p;
+
+    for (uint32_t i = 0; mem && i < mem->nregions; i++) {
+        const struct rte_vhost_mem_region *r = &mem->regions[i];
+        uint64_t off = addr - r->host_user_addr;
+
+        if (addr >= r->host_user_addr && off < r->size
+            && len <= r->size - off) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Returns NULL if the rings of 'vq' are fit for our datapath: a size that
+ * is a power of 2, each ring aligned as the virtio specification asks
+ * and all of it (for that size, and with the event fields if the guest
+ * negotiated VIRTIO_RING_F_EVENT_IDX) in one region of the guest memory
+ * of 'dev'.  Otherwise returns why not, as a phrase for a log message.
+ * The datapath reads and writes nowhere else. */
+const char *
+vhost_virtq_check(const struct vhost_virtq_dev *dev,
+                  const struct vhost_virtq *vq)
+{
+    uint64_t size = vq->size;
+    uint64_t event = dev->event_idx ? sizeof(uint16_t) : 0;
+
+    if (!size || size & (size - 1)) {
+        return "ring size is not a power of 2";
+    } else if ((uintptr_t) vq->desc % 16 || (uintptr_t) vq->avail % 2
+               || (uintptr_t) vq->used % 4) {
+        return "ring is misaligned";
+    } else if (!vhost_virtq_in_mem(dev->mem, vq->desc,
+                                   size * sizeof *vq->desc)) {
+        return "descriptor table lies outside guest memory";
+    } else if (!vhost_virtq_in_mem(dev->mem, vq->avail,
+                                   sizeof *vq->avail
+                                   + size * sizeof vq->avail->ring[0]
+                                   + event)) {
+        return "avail ring lies outside guest memory";
+    } else if (!vhost_virtq_in_mem(dev->mem, vq->used,
+                                   sizeof *vq->used
+                                   + size * sizeof vq->used->ring[0]
+                                   + event)) {
+        return "used ring lies outside guest memory";
+    }
+    return NULL;
+}
+
+/* Copies descriptor 'p' out of guest memory, each field once: the guest
+ * may rewrite it meanwhile, and what we check must be what we use. */
+static inline struct vring_desc
+vhost_desc_load(const struct vring_desc *p)
+{
+    struct vring_desc d;
+
+    d.addr = __atomic_load_n(&p->addr, __ATOMIC_RELAXED);
+    d.len = __atomic_load_n(&p->len, __ATOMIC_RELAXED);
+    d.flags = __atomic_load_n(&p->flags, __ATOMIC_RELAXED);
+    d.next = __atomic_load_n(&p->next, __ATOMIC_RELAXED);
+    return d;
+}
+
 static void
 vhost_virtq_errors_init(struct vhost_virtq_errors *err)
 {
@@ -221,11 +290,14 @@ struct vhost_chain {
     } vecs[VHOST_CHAIN_VECS];
 };
 
-/* Reads the descriptor chain at 'head' of 'vq' into 'ch'.  Returns false
- * if it breaks the rules. */
-static bool
+/* Reads the descriptor chain at 'head' of 'vq' into 'ch', taking a step
+ * of '*budget' for each descriptor it reads.  Every buffer must be
+ * writable by us if 'write' (a receive buffer).  Returns 0, EINVAL if the
+ * chain breaks the rules, or EDQUOT if the budget ran out first. */
+static int
 vhost_chain_get(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
-                uint16_t head, struct vhost_chain *ch)
+                uint16_t head, struct vhost_chain *ch, uint32_t *budget,
+                bool write)
 {
     const struct vring_desc *descs = vq->desc;
     uint32_t n_descs = vq->size;
@@ -236,30 +308,43 @@ vhost_chain_get(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
     ch->n_vecs = 0;
     ch->len = 0;
     if (head >= vq->size) {
-        return false;
+        return EINVAL;
+    } else if (!*budget) {
+        return EDQUOT;
     }
-    d = descs[head];
+    *budget -= 1;
+    d = vhost_desc_load(&descs[head]);
     if (d.flags & VRING_DESC_F_INDIRECT) {
-        if (!d.len || d.len % sizeof d || d.len / sizeof d > UINT16_MAX) {
-            return false;
+        /* The virtio specification caps an indirect table at the ring's
+         * size, and forbids chaining it. */
+        if (d.flags & VRING_DESC_F_NEXT
+            || !d.len || d.len % sizeof d || d.len / sizeof d > vq->size) {
+            return EINVAL;
         }
         descs = vhost_gpa_map_all(dev->mem, &vq->region, d.addr, d.len);
         if (!descs) {
-            return false;
+            return EINVAL;
         }
         n_descs = d.len / sizeof d;
         idx = 0;
+    } else {
+        /* The head is the chain's first step. */
+        *budget += 1;
     }
     for (uint32_t steps = 0; ; steps++) {
         uint64_t addr;
         uint32_t len;
 
         if (idx >= n_descs || steps >= n_descs) {
-            return false;
+            return EINVAL;
+        } else if (!*budget) {
+            return EDQUOT;
         }
-        d = descs[idx];
-        if (d.flags & VRING_DESC_F_INDIRECT) {
-            return false;
+        *budget -= 1;
+        d = vhost_desc_load(&descs[idx]);
+        if (d.flags & VRING_DESC_F_INDIRECT
+            || (write && !(d.flags & VRING_DESC_F_WRITE))) {
+            return EINVAL;
         }
         addr = d.addr;
         len = d.len;
@@ -269,7 +354,7 @@ vhost_chain_get(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
 
             if (!p || ch->n_vecs >= VHOST_CHAIN_VECS
                 || ch->len + chunk > UINT32_MAX) {
-                return false;
+                return EINVAL;
             }
             ch->vecs[ch->n_vecs].p = p;
             ch->vecs[ch->n_vecs].len = chunk;
@@ -279,7 +364,7 @@ vhost_chain_get(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
             len -= chunk;
         }
         if (!(d.flags & VRING_DESC_F_NEXT)) {
-            return true;
+            return 0;
         }
         idx = d.next;
     }
@@ -313,16 +398,21 @@ vhost_chain_copy(struct vhost_chain *ch, uint32_t ofs, void *buf_,
 }
 
 /* Copies the packet in the chain at 'head' (without its virtio-net
- * header) into 'm'.  Returns 0, EINVAL if the chain breaks the rules, or
- * EMSGSIZE if the packet does not fit in 'm'. */
+ * header) into 'm'.  Returns 0, EINVAL if the chain breaks the rules,
+ * EDQUOT if '*budget' ran out, or EMSGSIZE if the packet does not fit in
+ * 'm'. */
 static int
 vhost_dequeue_chain(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
-                    uint16_t head, struct rte_mbuf *m)
+                    uint16_t head, struct rte_mbuf *m, uint32_t *budget)
 {
     struct vhost_chain ch;
     uint32_t len;
+    int error;
 
-    if (!vhost_chain_get(dev, vq, head, &ch) || ch.len < dev->hdr_len) {
+    error = vhost_chain_get(dev, vq, head, &ch, budget, false);
+    if (error) {
+        return error;
+    } else if (ch.len < dev->hdr_len) {
         return EINVAL;
     }
     len = ch.len - dev->hdr_len;
@@ -345,26 +435,33 @@ vhost_virtq_heads(const struct vhost_virtq *vq, uint16_t first, uint16_t n,
     uint16_t mask = vq->size - 1;
 
     for (int i = 0; i < n; i++) {
-        heads[i] = vq->avail->ring[(uint16_t) (first + i) & mask];
+        heads[i] = __atomic_load_n(&vq->avail->ring[(uint16_t) (first + i)
+                                                    & mask],
+                                   __ATOMIC_RELAXED);
         rte_prefetch0(&vq->desc[heads[i] & mask]);
     }
 }
 
 /* Returns our address of the buffer of descriptor 'head' of 'vq' and its
  * length in '*lenp', if that descriptor stands alone (no chain, no
- * indirect table) and all of its buffer lies in one region of guest
- * memory; otherwise NULL: the general path looks at it. */
+ * indirect table), is writable by us if 'write' (and only then: we never
+ * look at that flag on the guest's transmit ring) and all of its buffer
+ * lies in one region of guest memory; otherwise NULL: the general path
+ * looks at it. */
 static inline char *
 vhost_virtq_lone_buf(const struct vhost_virtq_dev *dev,
-                     struct vhost_virtq *vq, uint16_t head, uint32_t *lenp)
+                     struct vhost_virtq *vq, uint16_t head, uint32_t *lenp,
+                     bool write)
 {
+    uint16_t mask = (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT
+                     | (write ? VRING_DESC_F_WRITE : 0));
     struct vring_desc d;
 
     if (OVS_UNLIKELY(head >= vq->size)) {
         return NULL;
     }
-    d = vq->desc[head];
-    if (OVS_UNLIKELY(d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT))) {
+    d = vhost_desc_load(&vq->desc[head]);
+    if (OVS_UNLIKELY((d.flags & mask) != (write ? VRING_DESC_F_WRITE : 0))) {
         return NULL;
     }
     *lenp = d.len;
@@ -377,7 +474,9 @@ vhost_virtq_lone_buf(const struct vhost_virtq_dev *dev,
  * guest writes its line all the time) and at most VHOST_VIRTQ_MAX_BURST.
  * Returns how many packets it put in 'pkts[0]' onwards; the caller keeps
  * the mbufs after them.  Chains that break the rules and packets too long
- * for an mbuf are handed back to the guest, and counted in '*err'. */
+ * for an mbuf are handed back to the guest, and counted in '*err'.  If
+ * the step budget runs out, the chain at hand is handed back too and the
+ * burst ends there: the guest's later entries wait for the next call. */
 uint16_t
 vhost_virtq_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
                     struct rte_mbuf **pkts, uint16_t n,
@@ -389,6 +488,7 @@ vhost_virtq_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
     uint16_t heads[VHOST_VIRTQ_MAX_BURST];
     const char *srcs[VHOST_VIRTQ_MAX_BURST];
     uint32_t lens[VHOST_VIRTQ_MAX_BURST];
+    uint32_t budget = VHOST_VIRTQ_STEP_BUDGET;
     uint16_t got = 0;
 
     vhost_virtq_errors_init(err);
@@ -402,7 +502,8 @@ vhost_virtq_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
     vhost_virtq_heads(vq, last, n, heads);
     for (int i = 0; i < n; i++) {
         uint32_t len;
-        const char *src = vhost_virtq_lone_buf(dev, vq, heads[i], &len);
+        const char *src = vhost_virtq_lone_buf(dev, vq, heads[i], &len,
+                                               false);
 
         srcs[i] = NULL;
         if (OVS_LIKELY(src && len >= hdr_len)) {
@@ -422,7 +523,10 @@ vhost_virtq_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
             m->data_len = m->pkt_len = lens[i];
             error = 0;
         } else {
-            error = vhost_dequeue_chain(dev, vq, heads[i], m);
+            error = vhost_dequeue_chain(dev, vq, heads[i], m, &budget);
+            if (OVS_UNLIKELY(error == EDQUOT)) {
+                n = i + 1;
+            }
         }
         if (!dev->in_order || i == n - 1) {
             /* With VIRTIO_F_IN_ORDER, the last entry of a batch stands for
@@ -437,10 +541,13 @@ vhost_virtq_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
             got++;
         } else if (error == EMSGSIZE) {
             err->too_long++;
+        } else if (error == EDQUOT) {
+            err->over_budget++;
         } else {
             err->bad_desc++;
         }
     }
+    err->steps = VHOST_VIRTQ_STEP_BUDGET - budget;
     vq->last_avail = last + n;
     vq->last_used += n;
     vq->stats[VHOST_VS_good_packets] += got;
@@ -453,10 +560,11 @@ vhost_virtq_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
  * receive buffers, several buffers.  'avail' is the guest's avail index.
  * Returns 0 if it was sent, EAGAIN if the guest has no room for it now,
  * EMSGSIZE if it never will (its buffers are too small), EINVAL if a
- * buffer breaks the rules (then given back, empty). */
+ * buffer breaks the rules or EDQUOT if '*budget' ran out (either way the
+ * buffers it took are given back, empty). */
 static int
 vhost_enqueue_slow(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
-                   uint16_t avail, struct rte_mbuf *m)
+                   uint16_t avail, struct rte_mbuf *m, uint32_t *budget)
 {
     struct virtio_net_hdr_mrg_rxbuf hdr;
     uint16_t mask = vq->size - 1;
@@ -473,13 +581,19 @@ vhost_enqueue_slow(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
         struct vring_used_elem *u;
         uint32_t ofs = 0, chunk;
         uint16_t head;
+        int error;
 
         if ((uint16_t) (avail - vq->last_avail) <= taken) {
             return EAGAIN;
         }
-        head = vq->avail->ring[(uint16_t) (vq->last_avail + taken) & mask];
-        if (!vhost_chain_get(dev, vq, head, ch)
-            || (!taken && ch->len < dev->hdr_len)) {
+        head = __atomic_load_n(&vq->avail->ring[(uint16_t) (vq->last_avail
+                                                            + taken) & mask],
+                               __ATOMIC_RELAXED);
+        error = vhost_chain_get(dev, vq, head, ch, budget, true);
+        if (!error && !taken && ch->len < dev->hdr_len) {
+            error = EINVAL;
+        }
+        if (error) {
             /* Give the chain back, empty, with those taken before. */
             u = &vq->used->ring[(uint16_t) (vq->last_used + taken) & mask];
             u->id = head;
@@ -489,7 +603,7 @@ vhost_enqueue_slow(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
             }
             vq->last_avail += taken + 1;
             vq->last_used += taken + 1;
-            return EINVAL;
+            return error;
         }
         if (!taken) {
             if (!dev->mrg_rxbuf && ch->len < total) {
@@ -523,7 +637,9 @@ vhost_enqueue_slow(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
 /* Gives the guest copies of up to 'n' packets of 'pkts' on 'vq' (the
  * caller still owns them, and frees them).  Returns how many of 'pkts' it
  * went through: the guest's ring may fill up before.  Those it could not
- * deliver at all are counted in '*err'. */
+ * deliver at all are counted in '*err'.  If the step budget runs out, the
+ * packet at hand and all after it are dropped (and counted): they went
+ * through too. */
 uint16_t
 vhost_virtq_enqueue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
                     struct rte_mbuf **pkts, uint16_t n,
@@ -536,6 +652,7 @@ vhost_virtq_enqueue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
     uint16_t heads[VHOST_VIRTQ_MAX_BURST];
     char *dsts[VHOST_VIRTQ_MAX_BURST];
     uint32_t caps[VHOST_VIRTQ_MAX_BURST];
+    uint32_t budget = VHOST_VIRTQ_STEP_BUDGET;
     uint16_t avail, n_pre, done = 0;
     uint64_t sent = 0;
     int n_free;
@@ -555,7 +672,7 @@ vhost_virtq_enqueue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
     n_pre = MIN(n, n_free);
     vhost_virtq_heads(vq, first, n_pre, heads);
     for (int i = 0; i < n_pre; i++) {
-        dsts[i] = vhost_virtq_lone_buf(dev, vq, heads[i], &caps[i]);
+        dsts[i] = vhost_virtq_lone_buf(dev, vq, heads[i], &caps[i], true);
         if (dsts[i] && caps[i] > hdr_len) {
             /* The header's line is read first: see vhost_put_hdr(). */
             rte_prefetch0(dsts[i]);
@@ -581,9 +698,15 @@ vhost_virtq_enqueue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
             u->len = total;
             vq->last_avail++;
         } else {
-            int error = vhost_enqueue_slow(dev, vq, avail, m);
+            int error = vhost_enqueue_slow(dev, vq, avail, m, &budget);
 
             if (error == EAGAIN) {
+                break;
+            } else if (OVS_UNLIKELY(error == EDQUOT)) {
+                for (; done < n; done++) {
+                    err->over_budget++;
+                    err->dropped_bytes += pkts[done]->pkt_len;
+                }
                 break;
             } else if (error) {
                 if (error == EINVAL) {
@@ -599,6 +722,7 @@ vhost_virtq_enqueue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
                           rte_pktmbuf_mtod(m, const uint8_t *));
         sent++;
     }
+    err->steps = VHOST_VIRTQ_STEP_BUDGET - budget;
     vq->stats[VHOST_VS_good_packets] += sent;
     if (vq->last_used != first_used) {
         vhost_virtq_publish(dev, vq);

@@ -37,12 +37,18 @@
  * for notifications), so that a test program can drive it alone, with
  * rings and guest memory laid out in plain memory.
  *
- * The guest is not trusted: every index it writes is bounded before use,
- * descriptor chains are followed at most as many steps as the table has
- * entries, each descriptor is read once, and every address must lie in
- * guest memory.  A chain that breaks a rule is handed back to the guest
- * unused and its packet dropped (and counted), rather than stalling the
- * queue. */
+ * The guest is not trusted: every index it writes is bounded before use;
+ * a ring is used only once vhost_virtq_check() found all of it in guest
+ * memory for its current size and features; an indirect table has at
+ * most as many entries as the ring; a chain is followed at most as many
+ * steps as its table has entries, and a call at most
+ * VHOST_VIRTQ_STEP_BUDGET steps in all; each field of a descriptor is
+ * copied out of guest memory once before it is checked and used (a
+ * guest that rewrites a descriptor meanwhile changes nothing we already
+ * checked, though a descriptor may be read again by a later step or
+ * burst); and every address must lie in guest memory.  A chain that
+ * breaks a rule is handed back to the guest unused and its packet dropped
+ * (and counted), rather than stalling the queue. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -53,6 +59,17 @@ struct rte_vhost_memory;
 
 /* Most packets one call moves. */
 #define VHOST_VIRTQ_MAX_BURST 32
+
+/* Most descriptors one call reads while it follows chains (each entry of
+ * a chain or an indirect table is a step; a lone descriptor on the fast
+ * path is not).  A well-behaved guest needs at most a few hundred for a
+ * burst (32 chains of up to 19 descriptors: Linux's largest); a guest
+ * that makes us walk more loses the packet whose chain ran out of steps
+ * and, on the receive ring, the rest of the burst, counted in
+ * 'over_budget'.  So a guest with chains of 65,535 empty descriptors
+ * costs the thread that serves it a few microseconds a burst, not
+ * seconds. */
+#define VHOST_VIRTQ_STEP_BUDGET 4096
 
 /* Per-vring counters, kept by the datapath for each connection.  They
  * carry librte_vhost's names (see rte_vhost_vring_stats_get_names());
@@ -115,6 +132,9 @@ struct vhost_virtq_errors {
                              * (dequeue) or than the guest's buffers
                              * (enqueue). */
     uint64_t dropped_bytes; /* Enqueue: bytes of the packets dropped. */
+    uint32_t over_budget;   /* Packets dropped: the call ran out of
+                             * steps (see VHOST_VIRTQ_STEP_BUDGET). */
+    uint32_t steps;         /* Steps the call took. */
     int32_t bad_avail;      /* Enqueue: the guest's avail index if it ran
                              * more than a ring ahead (nothing moved),
                              * else -1. */
@@ -140,6 +160,11 @@ vhost_virtq_rearm(struct vhost_virtq *vq)
     vq->signalled_valid = false;
     vq->region = 0;
 }
+
+bool vhost_virtq_in_mem(const struct rte_vhost_memory *, const void *,
+                        uint64_t len);
+const char *vhost_virtq_check(const struct vhost_virtq_dev *,
+                              const struct vhost_virtq *);
 
 uint16_t vhost_virtq_dequeue(const struct vhost_virtq_dev *,
                              struct vhost_virtq *, struct rte_mbuf **pkts,
