@@ -587,7 +587,7 @@ new_connection(int vid)
     }
     if (dev && vhost_conn_vid(dev) >= 0) {
         /* A second frontend on a server socket. */
-        VLOG_WARN("%s: refusing a second vhost-user connection on %s",
+        VLOG_WARN_RL(&rl, "%s: refusing a second vhost-user connection on %s",
                   vhost_name(dev), path);
         dev = NULL;
     } else if (dev) {
