@@ -4,6 +4,9 @@
 #
 #   ./run.sh demo     install dependencies, build, run the demo
 #   ./run.sh check    install dependencies, build if needed, run all tests
+#                     (then the tests of hostile guests and of the datapath
+#                     again, against a switch built with sanitizers, in
+#                     $BUILD_DIR-sanitizers)
 #
 # The build lands in $BUILD_DIR (default: _build in this directory).
 # TESTSUITEFLAGS is passed on to the test suite (e.g. -j1, -k keyword, 3).
@@ -20,7 +23,8 @@ esac
 
 # Debian packages: the build (OVS, DPDK), the test peers (testpmd, QEMU and
 # what builds the tiny guest) and the tools the tests use.
-packages="autoconf automake libtool make gcc clang pkgconf patch python3
+packages="autoconf automake libtool make gcc clang libfuzzer-14-dev pkgconf
+  patch python3
   libssl-dev libcap-ng-dev libnuma-dev dpdk-dev openvswitch-source
   qemu-system-x86 busybox-static cpio kmod iproute2 iputils-ping
   util-linux procps ethtool python3-matplotlib"
@@ -65,5 +69,23 @@ make -j"$(nproc)"
 
 case $what in
     demo) exec make demo ;;
-    check) exec make check TESTSUITEFLAGS="${TESTSUITEFLAGS:-}" ;;
+    check)
+        make check TESTSUITEFLAGS="${TESTSUITEFLAGS:-}"
+        # The whole suite also runs the tests of hostile guests and of the
+        # datapath against a switch built with AddressSanitizer and
+        # UndefinedBehaviorSanitizer, in a build of its own.
+        if [ -z "${TESTSUITEFLAGS:-}" ] && [ "${VHOST_SANITIZERS:-yes}" = yes ]
+        then
+            sbuild=${SANITIZERS_BUILD_DIR:-$build-sanitizers}
+            mkdir -p "$sbuild"
+            cd "$sbuild"
+            if [ ! -f Makefile ] || [ "$top/configure" -nt Makefile ]; then
+                echo "== configuring in $sbuild (--enable-sanitizers)"
+                "$top/configure" --enable-sanitizers
+            fi
+            echo "== building with sanitizers"
+            make -j"$(nproc)"
+            make check TESTSUITEFLAGS="-k hostile -k matrix -k traffic"
+        fi
+        ;;
 esac

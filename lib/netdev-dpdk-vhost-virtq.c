@@ -188,18 +188,23 @@ vhost_prefetch(const char *p, uint32_t len, bool write)
 static inline void
 vhost_put_hdr(char *p, uint16_t hdr_len, uint16_t num_buffers)
 {
-    struct virtio_net_hdr_mrg_rxbuf *h = (void *) p;
+    /* The guest may place a buffer at any address: bytes, not structs. */
+    char *nb = p + offsetof(struct virtio_net_hdr_mrg_rxbuf, num_buffers);
     uint64_t head;
-    uint16_t tail;
+    uint16_t tail, old;
 
-    BUILD_ASSERT_DECL(sizeof h->hdr == sizeof head + sizeof tail);
-    memcpy(&head, &h->hdr, sizeof head);
-    memcpy(&tail, (char *) &h->hdr + sizeof head, sizeof tail);
+    BUILD_ASSERT_DECL(sizeof(struct virtio_net_hdr)
+                      == sizeof head + sizeof tail);
+    memcpy(&head, p, sizeof head);
+    memcpy(&tail, p + sizeof head, sizeof tail);
     if (head || tail) {
-        memset(&h->hdr, 0, sizeof h->hdr);
+        memset(p, 0, sizeof(struct virtio_net_hdr));
     }
-    if (hdr_len == sizeof *h && h->num_buffers != num_buffers) {
-        h->num_buffers = num_buffers;
+    if (hdr_len == sizeof(struct virtio_net_hdr_mrg_rxbuf)) {
+        memcpy(&old, nb, sizeof old);
+        if (old != num_buffers) {
+            memcpy(nb, &num_buffers, sizeof num_buffers);
+        }
     }
 }
 
@@ -322,7 +327,7 @@ vhost_chain_get(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
             return EINVAL;
         }
         descs = vhost_gpa_map_all(dev->mem, &vq->region, d.addr, d.len);
-        if (!descs) {
+        if (!descs || (uintptr_t) descs % __alignof__(struct vring_desc)) {
             return EINVAL;
         }
         n_descs = d.len / sizeof d;

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+# Copyright (c) 2026 The ovs-vhost-client authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at:
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Writes the seed inputs of tests/fuzz-vhost-virtq.c into DIR: one guest
+for each case of the hostile frontend (tests/vhost-hostile.py) and of the
+datapath's unit test, in the fuzzer's input format (see the fuzzer)."""
+
+import os
+import struct
+import sys
+
+GPA = 0x1000000                 # The fuzzer's first region.
+DESC, AVAIL, USED = 0x0, 0x200, 0x400
+BUFS = 0x1000
+QLOG2 = 3                       # 8 entries.
+QSIZE = 1 << QLOG2
+NEXT, WRITE, INDIRECT = 1, 2, 4
+HDR = 12
+
+
+class Seed:
+    def __init__(self, regions=1, features=0, pages=(15, 15, 15),
+                 gaps=(0, 0, 0)):
+        self.b = bytes([regions - 1, QLOG2, features]) + bytes(pages)
+        self.b += bytes(gaps) + struct.pack("<HHH", DESC, AVAIL, USED)
+
+    def write(self, ofs, data):
+        while data:
+            chunk, data = data[:255], data[255:]
+            self.b += struct.pack("<BHB", 0, ofs, len(chunk)) + chunk
+            ofs += len(chunk)
+        return self
+
+    def desc(self, i, addr, length, flags=0, nxt=0, table=DESC):
+        return self.write(table + 16 * i,
+                          struct.pack("<QIHH", addr % 2 ** 64,
+                                      length % 2 ** 32, flags, nxt))
+
+    def avail(self, heads, start=0):
+        for k, h in enumerate(heads):
+            self.write(AVAIL + 4 + 2 * ((start + k) % QSIZE),
+                       struct.pack("<H", h))
+        return self.set_avail(start + len(heads))
+
+    def set_avail(self, idx):
+        self.b += struct.pack("<BH", 1, idx % 65536)
+        return self
+
+    def dequeue(self, n=32):
+        self.b += struct.pack("<BB", 2, n)
+        return self
+
+    def enqueue(self, n=1, length=64):
+        self.b += struct.pack("<BBH", 3, n, length)
+        return self
+
+
+def frame(k):
+    return bytes(HDR) + bytes((k + i) & 0xfe for i in range(64))
+
+
+def seeds():
+    buf = GPA + BUFS
+    glen = HDR + 64
+    s = {}
+    s["good-dequeue"] = (Seed().write(BUFS, frame(1))
+                         .desc(0, buf, glen).avail([0]).dequeue())
+    s["good-enqueue"] = (Seed().desc(0, buf, 2048, WRITE).avail([0])
+                         .enqueue())
+    s["mergeable-enqueue"] = (Seed(features=4)
+                              .desc(0, buf, 40, WRITE)
+                              .desc(1, buf + 0x100, 40, WRITE)
+                              .avail([0, 1]).enqueue(1, 64))
+    bad = {
+        "outside-memory": [(0, 64 << 20, glen, 0, 0)],
+        "addr-len-wraps": [(0, 2 ** 64 - 16, glen, 0, 0)],
+        "huge-length": [(0, buf, 2 ** 32 - 1, 0, 0)],
+        "zero-length": [(0, buf, 0, 0, 0)],
+        "chain-loop": [(0, buf, 8, NEXT, 1), (1, buf + 8, 8, NEXT, 0)],
+        "next-out-of-range": [(0, buf, glen, NEXT, 300)],
+        "indirect-outside-memory": [(0, 64 << 20, 32, INDIRECT, 0)],
+        "indirect-length-not-multiple": [(0, GPA + 0x2000, 20, INDIRECT, 0)],
+        "indirect-with-next": [(0, GPA + 0x2000, 16, INDIRECT | NEXT, 1)],
+    }
+    for name, descs in bad.items():
+        seed = Seed().write(BUFS, frame(2))
+        for i, addr, length, flags, nxt in descs:
+            seed.desc(i, addr, length, flags, nxt)
+        s[name] = seed.avail([0]).dequeue()
+    table = 0x2000
+    s["indirect-nested"] = (Seed().desc(0, GPA + table, 16, INDIRECT)
+                            .desc(0, GPA + table, 16, INDIRECT, table=table)
+                            .avail([0]).dequeue())
+    s["indirect-loop"] = (Seed().desc(0, GPA + table, 32, INDIRECT)
+                          .desc(0, buf, 8, NEXT, 1, table=table)
+                          .desc(1, buf, 8, NEXT, 0, table=table)
+                          .avail([0]).dequeue())
+    big = Seed().desc(0, GPA + table, 16 * (QSIZE + 1), INDIRECT)
+    for k in range(QSIZE + 1):
+        big.desc(k, buf, 0 if k < QSIZE else glen, NEXT if k < QSIZE else 0,
+                 k + 1, table=table)
+    s["indirect-larger-than-ring"] = big.avail([0]).dequeue()
+    s["head-out-of-range"] = Seed().avail([QSIZE + 3]).dequeue()
+    s["avail-jump"] = Seed().set_avail(QSIZE + 5).dequeue().enqueue()
+    s["rx-readonly"] = Seed().desc(0, buf, 2048, 0).avail([0]).enqueue()
+    s["straddle"] = (Seed(regions=2, pages=(3, 3, 0))
+                     .write(0x4000 - 20, frame(3)[:20])
+                     .write(0x4000, frame(3)[20:])
+                     .desc(0, GPA + 0x4000 - 20, glen).avail([0]).dequeue())
+    # Zero-length receive buffers in ring-size indirect tables.
+    z = Seed(features=4).desc(0, buf, HDR, WRITE | NEXT, 1, table=table)
+    for k in range(1, QSIZE):
+        z.desc(k, buf, 0, WRITE | (NEXT if k < QSIZE - 1 else 0), k + 1,
+               table=table)
+    for i in range(QSIZE):
+        z.desc(i, GPA + table, 16 * QSIZE, INDIRECT)
+    s["zero-chains-budget"] = z.avail(range(QSIZE)).enqueue(32, 64)
+    # A descriptor rewritten between two bursts.
+    s["rewrite-between-bursts"] = (Seed().write(BUFS, frame(4))
+                                   .desc(0, buf, glen).avail([0]).dequeue()
+                                   .desc(0, 64 << 20, glen).avail([0], 1)
+                                   .dequeue()
+                                   .desc(0, buf, glen).avail([0], 2)
+                                   .dequeue())
+    # Rings that vhost_virtq_check() refuses: the used ring runs past the
+    # end of the region.
+    ring = Seed(pages=(0, 0, 0))
+    ring.b = ring.b[:9] + struct.pack("<HHH", 0, 0x200, 0xff0)
+    s["used-ring-past-memory"] = ring.dequeue()
+    return s
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    for name, seed in seeds().items():
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(seed.b)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
