@@ -41,6 +41,7 @@
 
 #include <rte_lcore.h>
 #include <rte_spinlock.h>
+#include <rte_version.h>
 #include <rte_vhost.h>
 
 #include "coverage.h"
@@ -335,6 +336,10 @@ vhost_conn_refresh(struct vhost_conn *c)
  * (lib/vhost/vhost_user.h, not installed): the message (a 12-byte header:
  * request, flags, payload size; then a 632-byte payload), then the file
  * descriptors that came with it. */
+#if RTE_VERSION < RTE_VERSION_NUM(22, 11, 0, 0) \
+    || RTE_VERSION >= RTE_VERSION_NUM(22, 12, 0, 0)
+#error "check struct vhu_msg_context in this DPDK's lib/vhost/vhost_user.h"
+#endif
 #define VHOST_MSG_SIZE_OFS 8
 #define VHOST_MSG_PAYLOAD_OFS 12
 #define VHOST_MSG_FDS_OFS (VHOST_MSG_PAYLOAD_OFS + 632)
