@@ -76,6 +76,21 @@ vhost_bad_avail_idx(const struct vhost_conn *c, const struct vhost_vring *vr,
     }
 }
 
+/* Logs, rate-limited by 'drop_rl', that 'n' packets of 'vr' were dropped
+ * because their descriptors 'why'. */
+static void
+vhost_log_drops(struct vlog_rate_limit *drop_rl, const struct vhost_conn *c,
+                const struct vhost_vring *vr, uint32_t n, const char *why)
+{
+    char ifname[PATH_MAX];
+
+    if (!VLOG_DROP_WARN(drop_rl)
+        && !rte_vhost_get_ifname(c->vid, ifname, sizeof ifname)) {
+        VLOG_WARN("%s: vring %d: dropped %"PRIu32" packet%s whose %s",
+                  ifname, vr->index, n, n == 1 ? "" : "s", why);
+    }
+}
+
 /* 'n' descriptor chains of 'vr' broke the rules: their packets were
  * dropped. */
 static void
@@ -83,15 +98,10 @@ vhost_bad_desc(const struct vhost_conn *c, const struct vhost_vring *vr,
                uint32_t n)
 {
     static struct vlog_rate_limit bad_rl = VLOG_RATE_LIMIT_INIT(1, 5);
-    char ifname[PATH_MAX];
 
     COVERAGE_ADD(vhost_client_bad_desc, n);
-    if (!VLOG_DROP_WARN(&bad_rl)
-        && !rte_vhost_get_ifname(c->vid, ifname, sizeof ifname)) {
-        VLOG_WARN("%s: vring %d: dropped %"PRIu32" packet%s whose "
-                  "descriptors are out of bounds, loop, or lie outside "
-                  "guest memory", ifname, vr->index, n, n == 1 ? "" : "s");
-    }
+    vhost_log_drops(&bad_rl, c, vr, n, "descriptors are out of bounds, "
+                    "loop, or lie outside guest memory");
 }
 
 /* 'n' packets of 'vr' were dropped because the guest's descriptor chains
@@ -101,16 +111,11 @@ vhost_over_budget(const struct vhost_conn *c, const struct vhost_vring *vr,
                   uint32_t n)
 {
     static struct vlog_rate_limit budget_rl = VLOG_RATE_LIMIT_INIT(1, 5);
-    char ifname[PATH_MAX];
 
     COVERAGE_ADD(vhost_client_over_budget, n);
-    if (!VLOG_DROP_WARN(&budget_rl)
-        && !rte_vhost_get_ifname(c->vid, ifname, sizeof ifname)) {
-        VLOG_WARN("%s: vring %d: dropped %"PRIu32" packet%s whose "
-                  "descriptor chains took more than %d steps in one burst",
-                  ifname, vr->index, n, n == 1 ? "" : "s",
-                  VHOST_VIRTQ_STEP_BUDGET);
-    }
+    vhost_log_drops(&budget_rl, c, vr, n, "descriptor chains took more "
+                    "than " OVS_STRINGIZE(VHOST_VIRTQ_STEP_BUDGET)
+                    " steps in one burst");
 }
 
 /* Returns true if the ring indexes of 'vr', on our datapath, are
