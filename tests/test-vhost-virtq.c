@@ -691,6 +691,116 @@ test_count_mbufs(void)
     CHECK_EQ(vq.stats[VHOST_VS_multicast_packets], 1);
 }
 
+/* A ring is used only if all of it lies in guest memory, for its size
+ * and features, and it is aligned as the virtio specification asks. */
+static void
+test_ring_check(void)
+{
+    static const char *outside = "used ring lies outside guest memory";
+    const char *why;
+
+    setup(0, HDR_LEN);
+    CHECK(!vhost_virtq_check(&dev, &vq));
+
+    /* The used ring ends where its memory region does: fine, until the
+     * guest negotiates EVENT_IDX, which adds 2 bytes past it. */
+    vq.used = (struct vring_used *) (mem_b + SIZE_B - sizeof *vq.used
+                                     - QSIZE * sizeof vq.used->ring[0]);
+    CHECK(!vhost_virtq_check(&dev, &vq));
+    dev.event_idx = true;
+    why = vhost_virtq_check(&dev, &vq);
+    CHECK(why && !strcmp(why, outside));
+    dev.event_idx = false;
+
+    /* A larger size stretches it past its region as well. */
+    vq.size = QSIZE * 2;
+    why = vhost_virtq_check(&dev, &vq);
+    CHECK(why && !strcmp(why, outside));
+
+    vq.used = used();
+    vq.size = QSIZE - 1;
+    why = vhost_virtq_check(&dev, &vq);
+    CHECK(why && !strcmp(why, "ring size is not a power of 2"));
+
+    vq.size = QSIZE;
+    vq.desc = (struct vring_desc *) ((char *) desc(0) + 8);
+    why = vhost_virtq_check(&dev, &vq);
+    CHECK(why && !strcmp(why, "ring is misaligned"));
+
+    vq.desc = (struct vring_desc *) (mem_b + SIZE_B - 4 * 16);
+    why = vhost_virtq_check(&dev, &vq);
+    CHECK(why && !strcmp(why, "descriptor table lies outside guest memory"));
+}
+
+/* Indirect tables hold at most as many descriptors as the ring, lie at an
+ * address that is a multiple of 8, and are not chained. */
+static void
+test_indirect_limits(void)
+{
+    struct vring_desc *table = g2h(GPA_INDIRECT);
+    struct vhost_virtq_errors err;
+    uint8_t *p = g2h(buf_gpa(1));
+
+    setup(0, HDR_LEN);
+    /* A header and a frame in QSIZE descriptors (the last one the frame):
+     * the most a table may hold. */
+    memset(p, 0, HDR_LEN);
+    fill_frame(p + HDR_LEN, 64, 7);
+    for (int i = 0; i < QSIZE - 1; i++) {
+        set_desc(&table[i], buf_gpa(1), i ? 0 : HDR_LEN,
+                 VRING_DESC_F_NEXT, i + 1);
+    }
+    set_desc(&table[QSIZE - 1], buf_gpa(1) + HDR_LEN, 64, 0, 0);
+    set_desc(desc(0), GPA_INDIRECT, 16 * QSIZE, VRING_DESC_F_INDIRECT, 0);
+    post(0);
+    /* One more: refused. */
+    set_desc(desc(1), GPA_INDIRECT, 16 * (QSIZE + 1), VRING_DESC_F_INDIRECT,
+             0);
+    post(1);
+    /* At an odd address. */
+    set_desc(desc(2), GPA_INDIRECT + 4, 16, VRING_DESC_F_INDIRECT, 0);
+    post(2);
+    /* Chained. */
+    set_desc(desc(3), GPA_INDIRECT, 16 * QSIZE,
+             VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT, 4);
+    post(3);
+
+    CHECK_EQ(dequeue(VHOST_VIRTQ_MAX_BURST, &err), 1);
+    CHECK_EQ(err.bad_desc, 3);
+    CHECK_EQ(err.over_budget, 0);
+    CHECK_EQ(err.steps, 1 + QSIZE + 3);
+    CHECK_EQ(pkts[0]->pkt_len, 64);
+    CHECK(frame_ok(rte_pktmbuf_mtod(pkts[0], uint8_t *), 64, 7));
+    CHECK_EQ(used()->idx, 4);
+}
+
+/* Receive buffers that the guest did not make writable are handed back
+ * unwritten, and the packet is dropped. */
+static void
+test_enqueue_readonly(void)
+{
+    struct vhost_virtq_errors err;
+
+    setup(0, HDR_LEN);
+    memset(g2h(buf_gpa(0)), 0xa5, 256);
+    set_desc(desc(0), buf_gpa(0), 256, 0, 0);
+    post(0);
+    guest_post_rx(1, 256);
+    frame_mbuf(0, 64, 1);
+    frame_mbuf(1, 64, 2);
+
+    CHECK_EQ(enqueue(2, &err), 2);
+    CHECK_EQ(err.bad_desc, 1);
+    CHECK_EQ(err.dropped_bytes, 64);
+    CHECK_EQ(used()->idx, 2);
+    CHECK_EQ(used()->ring[0].id, 0);
+    CHECK_EQ(used()->ring[0].len, 0);
+    CHECK_EQ(*(uint8_t *) g2h(buf_gpa(0)), 0xa5);
+    CHECK_EQ(used()->ring[1].id, 1);
+    CHECK_EQ(used()->ring[1].len, HDR_LEN + 64);
+    CHECK(frame_ok((uint8_t *) g2h(buf_gpa(1)) + HDR_LEN, 64, 2));
+}
+
 int
 main(void)
 {
@@ -713,6 +823,9 @@ main(void)
         TEST(enqueue_drops),
         TEST(notifications),
         TEST(count_mbufs),
+        TEST(ring_check),
+        TEST(indirect_limits),
+        TEST(enqueue_readonly),
 #undef TEST
     };
     int passed = 0, failed = 0;
