@@ -85,7 +85,7 @@ case $what in
             fi
             echo "== building with sanitizers"
             make -j"$(nproc)"
-            make check TESTSUITEFLAGS="-k hostile -k matrix -k traffic"
+            make check TESTSUITEFLAGS="-k hostile -k traffic"
         fi
         ;;
 esac
