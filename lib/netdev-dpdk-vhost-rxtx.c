@@ -216,24 +216,31 @@ vhost_recv_split(const struct vhost_conn *c, struct vhost_vring *vr,
     return got;
 }
 
+/* What a send through our datapath could not deliver at all. */
+struct vhost_send_drops {
+    uint64_t packets;               /* All of them. */
+    uint64_t bytes;
+    uint64_t bad_desc;              /* Receive buffers broke a rule. */
+    uint64_t over_budget;           /* The step budget ran out. */
+};
+
 /* Gives the guest copies of up to 'n' packets on 'vr', through our
  * datapath.  Returns how many of 'pkts' it went through.  Those it could
- * not deliver at all are counted in '*dropped' and '*dropped_bytes', and
- * those of them dropped for running out of steps also in
- * '*budget_drops'. */
+ * not deliver at all are counted in '*drops'. */
 static inline uint16_t
 vhost_send_split(const struct vhost_conn *c, struct vhost_vring *vr,
-                 struct rte_mbuf **pkts, uint16_t n, uint64_t *dropped,
-                 uint64_t *dropped_bytes, uint64_t *budget_drops)
+                 struct rte_mbuf **pkts, uint16_t n,
+                 struct vhost_send_drops *drops)
 {
     struct vhost_virtq_errors err;
     uint16_t done;
 
     done = vhost_virtq_enqueue(&c->vdev, &vr->q, pkts, n, &err);
     if (OVS_UNLIKELY(err.bad_desc || err.too_long || err.over_budget)) {
-        *dropped += err.bad_desc + err.too_long + err.over_budget;
-        *dropped_bytes += err.dropped_bytes;
-        *budget_drops += err.over_budget;
+        drops->packets += err.bad_desc + err.too_long + err.over_budget;
+        drops->bytes += err.dropped_bytes;
+        drops->bad_desc += err.bad_desc;
+        drops->over_budget += err.over_budget;
         if (err.bad_desc) {
             vhost_bad_desc(c, vr, err.bad_desc);
         }
@@ -528,7 +535,7 @@ netdev_vhost_send(struct netdev *netdev, int qid,
     int n_pkts = 0, sent = 0, retries = 0, max_retries;
     uint32_t max_len = dev->max_frame_len;
     uint64_t bytes = 0, mtu_drops = 0, fail_drops = 0, qos_drops = 0;
-    uint64_t bad_drops = 0, bad_bytes = 0, budget_drops = 0;
+    struct vhost_send_drops drops = { 0, 0, 0, 0 };
     int vring;
     bool up;
 
@@ -613,8 +620,7 @@ netdev_vhost_send(struct netdev *netdev, int qid,
             while (OVS_LIKELY(vr->ready) && vhost_vring_synced(c, vr)
                    && !vhost_conn_paused(c)) {
                 uint16_t n = vhost_send_split(c, vr, &pkts[sent],
-                                              n_pkts - sent, &bad_drops,
-                                              &bad_bytes, &budget_drops);
+                                              n_pkts - sent, &drops);
 
                 sent += n;
                 if (!n || sent == n_pkts || retries >= max_retries) {
@@ -636,17 +642,17 @@ netdev_vhost_send(struct netdev *netdev, int qid,
     }
     rte_pktmbuf_free_bulk(pkts, n_pkts);
     /* Packets that the guest's buffers could never take. */
-    sent -= bad_drops;
-    bytes -= bad_bytes;
-    fail_drops += bad_drops;
-    txq->stats.tx_bad_desc_drops += bad_drops - budget_drops;
-    txq->stats.tx_budget_drops += budget_drops;
+    sent -= drops.packets;
+    bytes -= drops.bytes;
+    fail_drops += drops.packets;
+    txq->stats.tx_bad_desc_drops += drops.bad_desc;
+    txq->stats.tx_budget_drops += drops.over_budget;
 
     txq->stats.packets += sent;
     txq->stats.bytes += bytes;
     if (OVS_UNLIKELY(sent < n_pkts || mtu_drops || fail_drops || retries
                      || qos_drops)) {
-        int unsent = n_pkts - bad_drops - sent;
+        int unsent = n_pkts - drops.packets - sent;
 
         txq->stats.dropped += unsent + mtu_drops + fail_drops + qos_drops;
         txq->stats.tx_failure_drops += unsent + fail_drops;
