@@ -28,6 +28,7 @@ QLOG2 = 3                       # 8 entries.
 QSIZE = 1 << QLOG2
 NEXT, WRITE, INDIRECT = 1, 2, 4
 HDR = 12
+EVENT_IDX, IN_ORDER, MRG_RXBUF, CALLFD = 1, 2, 4, 16
 
 
 class Seed:
@@ -75,11 +76,19 @@ def seeds():
     buf = GPA + BUFS
     glen = HDR + 64
     s = {}
-    s["good-dequeue"] = (Seed().write(BUFS, frame(1))
+    s["good-dequeue"] = (Seed(features=CALLFD).write(BUFS, frame(1))
                          .desc(0, buf, glen).avail([0]).dequeue())
-    s["good-enqueue"] = (Seed().desc(0, buf, 2048, WRITE).avail([0])
-                         .enqueue())
-    s["mergeable-enqueue"] = (Seed(features=4)
+    s["good-enqueue"] = (Seed(features=CALLFD).desc(0, buf, 2048, WRITE)
+                         .avail([0]).enqueue())
+    s["event-idx-in-order"] = (Seed(features=EVENT_IDX | IN_ORDER | CALLFD)
+                               .write(BUFS, frame(5))
+                               .desc(0, buf, glen).desc(1, buf, glen)
+                               .avail([0, 1]).dequeue()
+                               .write(AVAIL + 4 + 2 * QSIZE,
+                                      struct.pack("<H", 1))
+                               .desc(2, buf, 2048, WRITE).avail([2], 2)
+                               .enqueue())
+    s["mergeable-enqueue"] = (Seed(features=MRG_RXBUF)
                               .desc(0, buf, 40, WRITE)
                               .desc(1, buf + 0x100, 40, WRITE)
                               .avail([0, 1]).enqueue(1, 64))
@@ -120,7 +129,8 @@ def seeds():
                      .write(0x4000, frame(3)[20:])
                      .desc(0, GPA + 0x4000 - 20, glen).avail([0]).dequeue())
     # Zero-length receive buffers in ring-size indirect tables.
-    z = Seed(features=4).desc(0, buf, HDR, WRITE | NEXT, 1, table=table)
+    z = Seed(features=MRG_RXBUF).desc(0, buf, HDR, WRITE | NEXT, 1,
+                                      table=table)
     for k in range(1, QSIZE):
         z.desc(k, buf, 0, WRITE | (NEXT if k < QSIZE - 1 else 0), k + 1,
                table=table)

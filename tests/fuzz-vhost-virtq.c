@@ -40,7 +40,8 @@
  *   byte 0      number of regions - 1 (mod 3)
  *   byte 1      log2 of the ring size (mod 9)
  *   byte 2      features: 1 EVENT_IDX, 2 IN_ORDER, 4 MRG_RXBUF, 8 a
- *               10-byte header (legacy) rather than 12
+ *               10-byte header (legacy) rather than 12; 16: the guest
+ *               has an interrupt eventfd
  *   bytes 3-5   pages of each region - 1 (mod 16)
  *   bytes 6-8   pages between a region and the previous one (0: adjacent)
  *   bytes 9-14  offsets of the descriptor table, avail ring and used ring
@@ -63,6 +64,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <linux/virtio_net.h>
 
@@ -78,6 +80,7 @@
 #define MBUF_ROOM 2048
 
 static uint8_t *arena;
+static int callfd;
 static struct rte_vhost_memory *mem;
 static struct rte_mbuf mbufs[VHOST_VIRTQ_MAX_BURST];
 static struct rte_mbuf *pkts[VHOST_VIRTQ_MAX_BURST];
@@ -131,6 +134,10 @@ setup_once(void)
     arena = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (arena == MAP_FAILED) {
         fail("mmap");
+    }
+    callfd = eventfd(0, EFD_NONBLOCK);
+    if (callfd < 0) {
+        fail("eventfd");
     }
     mem = calloc(1, sizeof *mem
                  + MAX_REGIONS * sizeof(struct rte_vhost_mem_region));
@@ -250,7 +257,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     vq.desc = (struct vring_desc *) (r0 + desc_ofs);
     vq.avail = (struct vring_avail *) (r0 + avail_ofs);
     vq.used = (struct vring_used *) (r0 + used_ofs);
-    vq.callfd = -1;
+    vq.callfd = features & 16 ? callfd : -1;
     if (vhost_virtq_check(&dev, &vq)) {
         goto out;               /* The switch would not use the ring. */
     }
@@ -344,6 +351,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
 out:
+    if (features & 16) {
+        eventfd_t unused;
+
+        eventfd_read(callfd, &unused);
+    }
     for (int i = 0; i < n_regions; i++) {
         mprotect(region_host(i), mem->regions[i].size, PROT_NONE);
     }
