@@ -27,6 +27,7 @@ packages="autoconf automake libtool make gcc clang libfuzzer-14-dev pkgconf
   patch python3
   libssl-dev libcap-ng-dev libnuma-dev dpdk-dev openvswitch-source
   qemu-system-x86 busybox-static cpio kmod iproute2 iputils-ping
+  libvirt-daemon-system libvirt-clients
   util-linux procps ethtool python3-matplotlib"
 missing=
 for p in $packages; do

@@ -602,6 +602,10 @@ vhost_put_status(const struct netdev_vhost *dev, struct smap *args)
 
     smap_add(args, "mode", dev->server ? "server" : "client");
     smap_add(args, "status", vid >= 0 ? "connected" : "disconnected");
+    if (vid < 0 && dev->conn && dev->stopped) {
+        /* The vhost-user connection is still open. */
+        smap_add(args, "stopped", dev->stopped);
+    }
     if (dev->path) {
         smap_add(args, "socket", dev->path);
     } else {
@@ -773,6 +777,17 @@ netdev_vhost_run(const struct netdev_class *class OVS_UNUSED)
             dev->reannounce_at = 0;
             netdev_change_seq_changed(&dev->up);
         }
+        if (dev->conn && atomic_exchange(&dev->conn->datapath_changed,
+                                         false)
+            && ovsrcu_index_get(&dev->vid) >= 0) {
+            const char *reason = dev->conn->slow_reason;
+
+            VLOG_INFO("%s: %s datapath%s%s%s", vhost_name(dev),
+                      reason ? "librte_vhost" : "split-ring",
+                      reason ? " (" : "", reason ? reason : "",
+                      reason ? ")" : "");
+            netdev_change_seq_changed(&dev->up);
+        }
     }
     ovs_mutex_unlock(&vhost_mutex);
 }
@@ -876,6 +891,13 @@ netdev_dpdk_vhost_client_register(const struct smap *ovs_other_config)
                                         "vhost-iommu-support", false);
     vhost_postcopy_enabled = smap_get_bool(ovs_other_config,
                                            "vhost-postcopy-support", false);
+    if (vhost_postcopy_enabled && memory_locked()) {
+        /* Locked memory would fault in all of the guests' memory when it
+         * is mapped: the pages that postcopy has not copied yet. */
+        VLOG_WARN("vhost-postcopy-support needs ovs-vswitchd without "
+                  "--mlockall: postcopy support disabled");
+        vhost_postcopy_enabled = false;
+    }
     VLOG_INFO("vhost-user client ports: IOMMU support %s, postcopy support "
               "%s", vhost_iommu_enabled ? "enabled" : "disabled",
               vhost_postcopy_enabled ? "enabled" : "disabled");

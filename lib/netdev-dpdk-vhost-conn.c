@@ -44,6 +44,7 @@
 #include <rte_version.h>
 #include <rte_vhost.h>
 
+#include "connectivity.h"
 #include "coverage.h"
 #include "netdev-dpdk-vhost-private.h"
 #include "openvswitch/vlog.h"
@@ -139,6 +140,9 @@ vhost_publish(struct netdev_vhost *dev, int vid)
 /* Virtio features that our datapath leaves to librte_vhost: packed rings,
  * dirty page logging (live migration), an IOMMU, and the offloads that a
  * guest may ask of us in the virtio-net header (VHOST_HOST_OFFLOADS). */
+/* 'slow_reason' of a connection before its features are known. */
+static const char vhost_not_negotiated[] = "not negotiated yet";
+
 static const char *
 vhost_slow_reason(uint64_t features)
 {
@@ -162,7 +166,8 @@ vhost_conn_create(int vid)
     c->vid = vid;
     atomic_init(&c->paused, false);
     atomic_init(&c->rarp_pending, false);
-    c->slow_reason = "not negotiated yet";
+    atomic_init(&c->datapath_changed, false);
+    c->slow_reason = vhost_not_negotiated;
     for (int i = 0; i < VHOST_MAX_VRINGS; i++) {
         atomic_init(&c->vrings[i], NULL);
     }
@@ -516,12 +521,21 @@ vhost_post_msg(int vid, void *msg)
 
     memcpy(&request, msg, sizeof request);
     if (c && request != VHOST_USER_IOTLB_MSG) {
+        const char *was = c->slow_reason;
+
         if (request == VHOST_USER_SET_MEM_TABLE) {
             /* It succeeded: we are not called otherwise. */
             c->has_mem = true;
         }
         vhost_conn_refresh(c);
         atomic_store_explicit(&c->paused, false, memory_order_release);
+        if (c->slow_reason != was && was != vhost_not_negotiated) {
+            /* Dirty page logging (a live migration) starts or ends: the
+             * main thread tells the database (netdev_vhost_run()).  Not
+             * here: librte_vhost holds its vring locks around this hook. */
+            atomic_store(&c->datapath_changed, true);
+            seq_change(connectivity_seq_get());
+        }
     }
     return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
 }
@@ -561,6 +575,7 @@ vhost_conn_end(struct netdev_vhost *dev, bool keep_stats)
         }
     }
     dev->conn = NULL;
+    dev->stopped = NULL;
     vhost_conn_destroy(c);
 }
 
@@ -652,6 +667,7 @@ new_device(int vid)
         return -1;
     }
     dev->req_vid = vid;
+    dev->stopped = NULL;
     dev->req_n_rxq = n_qp;
     dev->req_numa = numa;
     dev->features = features;
@@ -688,11 +704,20 @@ destroy_device(int vid)
     ovs_mutex_lock(&vhost_mutex);
     dev = vid_dev_get(vid);
     if (dev) {
+        uint64_t features = 0;
+
+        /* A hypervisor that logged our writes to guest memory until it
+         * stopped the device is the source of a live migration that has
+         * just completed: the guest now runs elsewhere. */
+        rte_vhost_get_negotiated_features(vid, &features);
+        dev->stopped = (features & (1ULL << VHOST_F_LOG_ALL)
+                        ? "the guest migrated away (live migration)"
+                        : "the guest stopped the device");
         was_published = ovsrcu_index_get(&dev->vid) >= 0;
         dev->req_vid = -1;
         vhost_publish(dev, -1);
-        VLOG_INFO("%s: vhost-user device stopped (vid %d)",
-                  vhost_name(dev), vid);
+        VLOG_INFO("%s: vhost-user device stopped (vid %d): %s",
+                  vhost_name(dev), vid, dev->stopped);
     }
     ovs_mutex_unlock(&vhost_mutex);
 

@@ -199,6 +199,8 @@ struct vhost_conn {
     atomic_bool paused;
     atomic_bool rarp_pending;       /* Announce 'rarp_mac' (live migration). */
     struct eth_addr rarp_mac;
+    atomic_bool datapath_changed;   /* 'fast' or 'slow_reason' changed since
+                                     * the main thread last looked. */
 
     /* Written by the control thread while paused. */
     bool fast;                      /* Our datapath, not librte_vhost's. */
@@ -297,6 +299,9 @@ struct netdev_vhost {
     struct vhost_queue_stats base_rx OVS_GUARDED_BY(vhost_mutex);
     struct vhost_queue_stats base_tx OVS_GUARDED_BY(vhost_mutex);
     uint64_t connects OVS_GUARDED_BY(vhost_mutex);
+    /* Why the guest last stopped the device of the current connection, or
+     * NULL (a static string; reset when the device starts again). */
+    const char *stopped OVS_GUARDED_BY(vhost_mutex);
     long long int reannounce_at OVS_GUARDED_BY(vhost_mutex);
 
     /* Client ports: connecting (see vhost_client_connect()).  'registered'

@@ -16,11 +16,15 @@
 #                          running cat), started before the ready line
 #   guest_neigh=ADDR,MAC   optional: a permanent ARP entry (no ARP, and so
 #                          no ARP retransmission timer, for ADDR)
+#   guest_stream=PORT      optional: stream-rx (tests/guest/stream-rx.c, built
+#                          here statically) verifies the UDP stream of
+#                          tests/vhost-migrate.py on PORT
 # Once eth0 is up, /init prints a line starting with "VHOST-GUEST-READY" on
 # the console, then stays alive.
 #
 # Idempotent: does nothing when OUTDIR holds artifacts made by this version
-# of the script.  Needs: apt-get, dpkg-deb, busybox-static, cpio, gzip, modinfo.
+# of the script and of stream-rx.c.  Needs: apt-get, dpkg-deb,
+# busybox-static, cpio, gzip, modinfo, a C compiler and a static libc.
 
 set -e
 
@@ -30,13 +34,14 @@ if test $# -ne 1; then
 fi
 outdir=$1
 me=$0
+streamrx_src=$(dirname "$me")/stream-rx.c
 
 die() {
     echo "mkguest.sh: $*" >&2
     exit 1
 }
 
-for tool in dpkg-deb cpio gzip modinfo sha256sum; do
+for tool in dpkg-deb cpio gzip modinfo sha256sum ${CC:-cc}; do
     command -v $tool >/dev/null 2>&1 || \
         PATH=$PATH:/sbin:/usr/sbin command -v $tool >/dev/null 2>&1 || \
         die "missing tool: $tool"
@@ -52,7 +57,7 @@ for b in /bin/busybox /usr/bin/busybox; do
 done
 test -n "$busybox" || die "a statically linked busybox is needed (apt-get install busybox-static)"
 
-script_sum=$(sha256sum "$me" | cut -d' ' -f1)
+script_sum=$(cat "$me" "$streamrx_src" | sha256sum | cut -d' ' -f1)
 if test -f "$outdir/bzImage" && test -f "$outdir/initramfs.gz" && \
    test -f "$outdir/stamp" && \
    test "$(sed -n 's/^script=//p' "$outdir/stamp")" = "$script_sum"; then
@@ -114,6 +119,11 @@ add_module() {
 for m in virtio_pci virtio_net; do
     add_module $m
 done
+# The ACPI power button, for "virsh reboot" and "virsh shutdown" (busybox
+# acpid powers the guest off when it is pressed).
+for m in button evdev; do
+    add_module $m
+done
 echo "mkguest.sh: kernel $kver, modules:$load_order"
 
 # 3. The initramfs.
@@ -134,6 +144,12 @@ for m in $load_order; do
     esac
 done
 echo $load_order > "$root/etc/modules"
+mkdir -p "$root/etc/acpi/PWRF"
+printf '#!/bin/sh\necho "guest: ACPI power button: powering off" > /dev/console\nsync\npoweroff -f\n' \
+    > "$root/etc/acpi/PWRF/00000080"
+chmod 755 "$root/etc/acpi/PWRF/00000080"
+${CC:-cc} -static -O2 -o "$root/bin/stream-rx" "$streamrx_src" || \
+    die "cannot build stream-rx statically (a static libc: libc6-dev)"
 
 cat > "$root/init" <<'EOF'
 #!/bin/sh
@@ -146,12 +162,14 @@ guest_ip=192.0.2.2/24
 guest_ping=
 guest_echo=
 guest_neigh=
+guest_stream=
 for arg in $(cat /proc/cmdline); do
     case $arg in
         guest_ip=*) guest_ip=${arg#guest_ip=} ;;
         guest_ping=*) guest_ping=${arg#guest_ping=} ;;
         guest_echo=*) guest_echo=${arg#guest_echo=} ;;
         guest_neigh=*) guest_neigh=${arg#guest_neigh=} ;;
+        guest_stream=*) guest_stream=${arg#guest_stream=} ;;
     esac
 done
 
@@ -170,6 +188,7 @@ while ! test -e /sys/class/net/eth0; do
     fi
     sleep 0.1
 done
+acpid -c /etc/acpi -l /dev/null
 ip link set lo up
 ip link set eth0 up
 ip addr add $guest_ip dev eth0
@@ -180,6 +199,10 @@ mac=$(cat /sys/class/net/eth0/address)
 if test -n "$guest_echo"; then
     nc -ll -p $guest_echo -e /bin/cat &
     echo "guest: TCP echo server on port $guest_echo"
+fi
+if test -n "$guest_stream"; then
+    stream-rx $guest_stream &
+    sleep 0.2
 fi
 echo "VHOST-GUEST-READY ip=$guest_ip mac=$mac"
 
