@@ -137,12 +137,12 @@ vhost_publish(struct netdev_vhost *dev, int vid)
 
 /* Connections (see struct vhost_conn). */
 
-/* Virtio features that our datapath leaves to librte_vhost: packed rings,
- * dirty page logging (live migration), an IOMMU, and the offloads that a
- * guest may ask of us in the virtio-net header (VHOST_HOST_OFFLOADS). */
 /* 'slow_reason' of a connection before its features are known. */
 static const char vhost_not_negotiated[] = "not negotiated yet";
 
+/* Virtio features that our datapath leaves to librte_vhost: packed rings,
+ * dirty page logging (live migration), an IOMMU, and the offloads that a
+ * guest may ask of us in the virtio-net header (VHOST_HOST_OFFLOADS). */
 static const char *
 vhost_slow_reason(uint64_t features)
 {

@@ -199,8 +199,8 @@ struct vhost_conn {
     atomic_bool paused;
     atomic_bool rarp_pending;       /* Announce 'rarp_mac' (live migration). */
     struct eth_addr rarp_mac;
-    atomic_bool datapath_changed;   /* 'fast' or 'slow_reason' changed since
-                                     * the main thread last looked. */
+    atomic_bool datapath_changed;   /* 'slow_reason' (and so 'fast') changed
+                                     * since the main thread last looked. */
 
     /* Written by the control thread while paused. */
     bool fast;                      /* Our datapath, not librte_vhost's. */
