@@ -244,6 +244,56 @@ vhost_ring_check(const struct vhost_virtq_dev *dev, uint64_t features,
     }
 }
 
+/* Returns the guest-physical address of the 'len' bytes at 'vva' in the
+ * memory of 'mem', or 0 if they are not within one region. */
+static uint64_t
+vhost_vva_to_gpa(const struct rte_vhost_memory *mem, uint64_t vva,
+                 uint64_t len)
+{
+    for (uint32_t i = 0; mem && i < mem->nregions; i++) {
+        const struct rte_vhost_mem_region *r = &mem->regions[i];
+
+        if (vva >= r->host_user_addr && len <= r->size
+            && vva - r->host_user_addr <= r->size - len) {
+            return r->guest_phys_addr + (vva - r->host_user_addr);
+        }
+    }
+    return 0;
+}
+
+/* Sets what our datapath must mark dirty itself on 'vr', a packed ring
+ * 'r', while the hypervisor logs dirty pages.
+ *
+ * librte_vhost logs its writes to a packed ring's descriptors (the used
+ * flags, ids and lengths it writes back) at the ring's "log address" plus
+ * their offset, and QEMU gives as log address the ring's device area (the
+ * used ring's address for a split ring): the pages of the descriptors are
+ * never marked, and QEMU does not mark them when it stops the device
+ * either.  What the device wrote to them after their last copy is lost at
+ * the destination, whose guest driver then completes buffers twice or
+ * never (list corruption in the guest's kernel).  So after each of
+ * librte_vhost's bursts on such a ring, the PMD thread marks the whole
+ * descriptor ring and the device's event area (a page or a few). */
+static void
+vhost_vring_set_log(struct vhost_vring *vr, const struct vhost_conn *c,
+                    uint64_t features, const struct rte_vhost_vring *r)
+{
+    vr->log_desc_gpa = vr->log_desc_len = vr->log_event_gpa = 0;
+    if (vr->ready && features & (1ULL << VIRTIO_F_RING_PACKED)
+        && features & (1ULL << VHOST_F_LOG_ALL)) {
+        uint64_t len = (uint64_t) r->size * sizeof *r->desc_packed;
+
+        vr->log_desc_gpa = vhost_vva_to_gpa(c->vdev.mem,
+                                            (uintptr_t) r->desc_packed, len);
+        vr->log_event_gpa = vhost_vva_to_gpa(c->vdev.mem,
+                                             (uintptr_t) r->device_event,
+                                             sizeof *r->device_event);
+        if (vr->log_desc_gpa) {
+            vr->log_desc_len = len;
+        }
+    }
+}
+
 /* Reads what librte_vhost knows of 'c''s rings, memory and features.
  * The datapath of 'c' is paused, or not published. */
 static void
@@ -326,6 +376,7 @@ vhost_conn_refresh(struct vhost_conn *c)
             vr->q.size = r.size;
             vr->q.callfd = r.callfd;
         }
+        vhost_vring_set_log(vr, c, features, &r);
         vhost_virtq_rearm(&vr->q);
     }
 }

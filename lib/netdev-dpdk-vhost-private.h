@@ -186,6 +186,12 @@ struct vhost_vring {
                                      * paused. */
     atomic_uint slow_busy;          /* Sends on librte_vhost's datapath
                                      * under way without 'lock'. */
+    /* While the hypervisor logs dirty pages of a packed ring: the guest-
+     * physical extents that librte_vhost's datapath writes but does not
+     * log (see vhost_conn_refresh()), else 0.  Written by the control
+     * thread while paused. */
+    uint64_t log_desc_gpa, log_desc_len;
+    uint64_t log_event_gpa;
     struct vhost_virtq q;           /* Ring fields: control thread while
                                      * paused; the rest: 'lock' holder. */
 };

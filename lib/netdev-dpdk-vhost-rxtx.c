@@ -140,6 +140,20 @@ vhost_vring_synced(const struct vhost_conn *c, struct vhost_vring *vr)
     return true;
 }
 
+/* After a burst of librte_vhost's datapath on 'vr': marks the pages that it
+ * may have written without logging them (see vhost_vring_set_log()). */
+static inline void
+vhost_log_slow(int vid, const struct vhost_vring *vr)
+{
+    if (OVS_UNLIKELY(vr->log_desc_len)) {
+        rte_vhost_log_write(vid, vr->log_desc_gpa, vr->log_desc_len);
+        if (vr->log_event_gpa) {
+            rte_vhost_log_write(vid, vr->log_event_gpa,
+                                sizeof(struct vring_packed_desc_event));
+        }
+    }
+}
+
 /* Gives the guest copies of up to 'n' packets of 'pkts' on vring 'vr' of
  * queue pair 'qp', through librte_vhost's datapath, trying again up to
  * 'max_retries' times while the guest takes some.  Returns how many it
@@ -168,6 +182,7 @@ vhost_send_slow(const struct vhost_conn *c, struct vhost_vring *vr, int vid,
         *retries += 1;
     }
     rte_spinlock_lock(&vr->lock);
+    vhost_log_slow(vid, vr);
     vhost_virtq_count_mbufs(&vr->q, pkts, sent);
     atomic_sub_explicit(&vr->slow_busy, 1, &busy, memory_order_release);
     return sent;
@@ -374,6 +389,7 @@ netdev_vhost_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
          * for librte_vhost's thread while we hold ours. */
         n = rte_vhost_dequeue_burst(vid, vring, dev->mp, pkts,
                                     NETDEV_MAX_BURST);
+        vhost_log_slow(vid, vr);
         vhost_virtq_count_mbufs(&vr->q, pkts, n);
     }
     rte_spinlock_unlock(&vr->lock);
