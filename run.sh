@@ -28,7 +28,9 @@ packages="autoconf automake libtool make gcc clang libfuzzer-14-dev pkgconf
   libssl-dev libcap-ng-dev libnuma-dev dpdk-dev openvswitch-source
   qemu-system-x86 busybox-static cpio kmod iproute2 iputils-ping
   libvirt-daemon-system libvirt-clients
-  util-linux procps ethtool python3-matplotlib"
+  util-linux procps ethtool python3-matplotlib
+  debhelper dpkg-dev
+  openvswitch-switch openvswitch-switch-dpdk ovn-central ovn-host"
 missing=
 for p in $packages; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null \
@@ -41,8 +43,21 @@ if [ -n "$missing" ]; then
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends $missing
+    # Debian's Open vSwitch and OVN packages are installed for their
+    # binaries (the package and OVN tests start them with directories of
+    # their own): their services must not start now.
+    policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' > $policy
+        chmod 755 $policy
+    fi
+    rc=0
+    apt-get update -q || rc=$?
+    [ $rc != 0 ] || apt-get install -y -q --no-install-recommends $missing \
+        || rc=$?
+    [ -z "$policy" ] || rm -f $policy
+    [ $rc = 0 ] || exit $rc
 fi
 
 # The QEMU test's guest kernel comes from Debian's archive (apt-get

@@ -315,8 +315,9 @@ struct netdev_vhost {
      * always, once registered; client ports: from a connection until the
      * next attempt), 'kick_at' when to try next (LLONG_MAX: when a socket
      * file appears), 'kick_delay' the back-off after that, 'kick_file'
-     * the socket file of the last attempt and 'kick_connects' the value of
-     * 'connects' when the current connection was made. */
+     * the socket file of the last attempt (or the one that appeared, for
+     * the next) and 'kick_connects' the value of 'connects' when the
+     * current connection was made. */
     bool registered OVS_GUARDED_BY(vhost_mutex);
     long long int kick_at OVS_GUARDED_BY(vhost_mutex);
     int kick_delay OVS_GUARDED_BY(vhost_mutex);

@@ -464,14 +464,11 @@ vhost_qos_create(enum vhost_qos_type type, const struct vhost_rates *rates,
 }
 
 /* Records (or, with a null 'error', clears) why the QoS configuration was
- * refused; logs it when it is news. */
+ * refused, for the Interface's status. */
 static void
 vhost_set_qos_error(struct netdev_vhost *dev, char *error)
     OVS_REQUIRES(vhost_mutex)
 {
-    if (error && !nullable_string_is_equal(error, dev->qos_error)) {
-        VLOG_WARN("%s: %s", vhost_name(dev), error);
-    }
     free(dev->qos_error);
     dev->qos_error = error;
 }
@@ -503,12 +500,21 @@ netdev_vhost_set_qos(struct netdev *netdev, const char *type_name,
         new = vhost_qos_create(type, &rates,
                                old && old->type == type ? old : NULL);
         if (!new) {
-            /* The previous configuration stays. */
-            vhost_set_qos_error(dev, xasprintf(
-                "QoS type %s refused: %s", type_name,
-                type == VHOST_QOS_EGRESS_POLICER
-                ? "cir and cbs must be positive"
-                : "cir with cbs, or eir with ebs, must be positive"));
+            /* The previous configuration stays.  The log line starts as
+             * upstream's, which tools (and upstream's tests) look for. */
+            const char *why = (type == VHOST_QOS_EGRESS_POLICER
+                               ? "cir and cbs must be positive"
+                               : "cir with cbs, or eir with ebs, must be "
+                                 "positive");
+            char *error = xasprintf("QoS type %s refused: %s", type_name,
+                                    why);
+
+            if (!nullable_string_is_equal(error, dev->qos_error)) {
+                VLOG_WARN("Failed to set QoS type %s on port %s: %s (%s)",
+                          type_name, vhost_name(dev), ovs_strerror(EINVAL),
+                          why);
+            }
+            vhost_set_qos_error(dev, error);
             err = EINVAL;
             goto out;
         }

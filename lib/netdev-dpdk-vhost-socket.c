@@ -62,9 +62,13 @@ COVERAGE_DEFINE(vhost_client_msg_stall);
  * is off.  A client port that is not connected tries:
  *
  *   - when it is configured;
- *   - when a new socket file appears at its path: inotify on the socket's
- *     directory, and a stat() of the path every VHOST_POLL_MS for what
- *     inotify cannot see (a directory created later, or replaced);
+ *   - VHOST_APPEAR_MS after a new socket file appears at its path:
+ *     inotify on the socket's directory, and a stat() of the path every
+ *     VHOST_POLL_MS for what inotify cannot see (a directory created
+ *     later, or replaced).  A server binds its socket (which creates the
+ *     file) and listens on it right after: connecting in between is
+ *     refused, and librte_vhost warns "failed to connect" about a server
+ *     that was only starting;
  *   - when its connection closes: at once if a guest device was ready on
  *     it, otherwise after the back-off;
  *   - after a failed attempt, VHOST_KICK_FIRST_MS later, then twice as
@@ -75,6 +79,7 @@ COVERAGE_DEFINE(vhost_client_msg_stall);
  * cannot listen on a socket file without creating it anew, so after a few
  * refusals the attempts thin out until one appears. */
 #define VHOST_POLL_MS 1000
+#define VHOST_APPEAR_MS 10
 
 /* The directories watched with inotify, each with its watch descriptor.
  * Used by the main thread only (set_config, run and wait). */
@@ -380,6 +385,9 @@ vhost_client_connect(struct netdev_vhost *dev, bool always)
         VLOG(level, "%s: could not connect to vhost-user socket %s; %s",
              vhost_name(dev), path,
              file ? "trying again" : "connecting when it appears");
+        /* What librte_vhost's own reconnection says, which upstream's
+         * switch uses (and tools look for). */
+        VLOG(level, "VHOST_CONFIG: (%s) reconnecting...", path);
         err = 0;
     }
     ovs_mutex_unlock(&vhost_mutex);
@@ -418,8 +426,9 @@ vhost_clients_run(void)
             if (file && file != dev->kick_file) {
                 VLOG_INFO("%s: socket %s appeared: connecting",
                           vhost_name(dev), dev->reg_path);
+                dev->kick_file = file;
                 dev->kick_delay = VHOST_KICK_FIRST_MS;
-                dev->kick_at = now;
+                dev->kick_at = now + VHOST_APPEAR_MS;
             }
             if (poll) {
                 vhost_watch_dir(dev->reg_path);
@@ -585,6 +594,13 @@ vhost_socket_set_path(struct netdev_vhost *dev, const char *path,
                       name, mode, path);
     } else {
         VLOG_INFO("%s: registered vhost-user %s socket %s", name, mode, path);
+        /* Upstream's line, which tools (and upstream's tests) look for. */
+        if (dev->server) {
+            VLOG_INFO("Socket %s created for vhost-user port %s", path, name);
+        } else {
+            VLOG_INFO("vHost User device '%s' created in 'client' mode, "
+                      "using client socket '%s'", name, path);
+        }
     }
     ovs_mutex_unlock(&vhost_mutex);
     netdev_change_seq_changed(&dev->up);
