@@ -44,7 +44,7 @@ done
 test -n "$failed" || exit 1
 
 for n in $failed; do
-    echo "recheck: test $n: $(cat "$dir/testsuite.dir/$n/guest-lost");" \
+    echo "recheck: test $n: $(head -n 1 "$dir/testsuite.dir/$n/guest-lost");" \
          "running it again"
     rm -rf "$dir/testsuite.dir/$n.lost"
     mv "$dir/testsuite.dir/$n" "$dir/testsuite.dir/$n.lost"
