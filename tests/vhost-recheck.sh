@@ -20,33 +20,43 @@
 # (it wrote "guest-lost": the QEMU guest's kernel crashed or stopped
 # answering at the destination, which QEMU 7.2 under TCG does now and then
 # with upstream's switch as with ours; see the README's "Live migration"),
-# runs those tests once more and exits with their result.  Otherwise, or
-# if nothing failed, exits 1.  The first run's directory of each test is
-# kept as DIR/testsuite.dir/N.lost.
+# runs those tests again, up to twice, for as long as each failure is a
+# lost guest, and exits with the last result.  Otherwise, or if nothing
+# failed, exits 1.  The directory of each failed run of a test is kept as
+# DIR/testsuite.dir/N.lost (the first) and N.lost2 (the second).
 
 testsuite=$1
 dir=$2
 shift 2
 
-failed=
-for t in "$dir"/testsuite.dir/[0-9]*; do
-    case $t in
-        *.lost) continue ;;
-    esac
-    test -f "$t/testsuite.log" || continue
-    n=${t##*/}
-    if test ! -f "$t/guest-lost"; then
-        echo "recheck: test $n failed, not for a lost guest: no recheck"
-        exit 1
-    fi
-    failed="$failed $n"
-done
-test -n "$failed" || exit 1
+# lost_guests: prints the tests that failed, if each lost its guest;
+# fails otherwise, or if none failed.
+lost_guests () {
+    local t n failed=
+    for t in "$dir"/testsuite.dir/[0-9]*; do
+        case $t in
+            *.lost*) continue ;;
+        esac
+        test -f "$t/testsuite.log" || continue
+        n=${t##*/}
+        if test ! -f "$t/guest-lost"; then
+            echo "recheck: test $n failed, not for a lost guest: no recheck" >&2
+            return 1
+        fi
+        failed="$failed $n"
+    done
+    test -n "$failed" || return 1
+    echo $failed
+}
 
-for n in $failed; do
-    echo "recheck: test $n: $(head -n 1 "$dir/testsuite.dir/$n/guest-lost");" \
-         "running it again"
-    rm -rf "$dir/testsuite.dir/$n.lost"
-    mv "$dir/testsuite.dir/$n" "$dir/testsuite.dir/$n.lost"
+for round in "" 2; do
+    failed=$(lost_guests) || exit 1
+    for n in $failed; do
+        echo "recheck: test $n: $(head -n 1 "$dir/testsuite.dir/$n/guest-lost");" \
+             "running it again"
+        rm -rf "$dir/testsuite.dir/$n.lost$round"
+        mv "$dir/testsuite.dir/$n" "$dir/testsuite.dir/$n.lost$round"
+    done
+    ${SHELL:-/bin/sh} "$testsuite" -C "$dir" "$@" $failed && exit 0
 done
-exec ${SHELL:-/bin/sh} "$testsuite" -C "$dir" "$@" $failed
+exit 1
