@@ -63,9 +63,12 @@ COVERAGE_DEFINE(vhost_client_msg_stall);
  *
  *   - when it is configured;
  *   - VHOST_APPEAR_MS after a new socket file appears at its path:
- *     inotify on the socket's directory, and a stat() of the path every
- *     VHOST_POLL_MS for what inotify cannot see (a directory created
- *     later, or replaced).  A server binds its socket (which creates the
+ *     inotify on the socket's directory.  Every VHOST_POLL_MS, a port
+ *     whose directory is not watched (yet: it was created later, or
+ *     replaced, or inotify refused it) tries to watch it and looks at its
+ *     path with stat(); ports in watched directories cost nothing then,
+ *     so a thousand waiting ports keep the main thread idle.  A server
+ *     binds its socket (which creates the
  *     file) and listens on it right after: connecting in between is
  *     refused, and librte_vhost warns "failed to connect" about a server
  *     that was only starting;
@@ -251,14 +254,18 @@ vhost_socket_file_id(const char *path)
 }
 
 /* Watches the directory of client socket 'path' for sockets that appear.
- * Without the watch, the port still connects, within VHOST_POLL_MS. */
-static void
+ * Without the watch, the port still connects, within VHOST_POLL_MS.
+ * Returns true if the directory was watched already, so that inotify
+ * reported whatever appeared in it: the caller must look at 'path' itself
+ * otherwise (after this call, so that nothing falls in between). */
+static bool
 vhost_watch_dir(const char *path)
 {
     char *dir = dir_name(path);
+    bool watched = simap_contains(&vhost_watched_dirs, dir);
     int wd;
 
-    if (simap_contains(&vhost_watched_dirs, dir)) {
+    if (watched) {
         goto out;
     }
     if (vhost_inotify_fd < 0) {
@@ -272,7 +279,8 @@ vhost_watch_dir(const char *path)
             goto out;
         }
     }
-    wd = inotify_add_watch(vhost_inotify_fd, dir, IN_CREATE | IN_MOVED_TO);
+    wd = inotify_add_watch(vhost_inotify_fd, dir,
+                           IN_CREATE | IN_MOVED_TO | IN_MOVE_SELF);
     if (wd < 0) {
         /* Tried again on every poll; said once. */
         if (sset_add(&vhost_unwatchable_dirs, dir)) {
@@ -286,11 +294,13 @@ vhost_watch_dir(const char *path)
     }
 out:
     free(dir);
+    return watched;
 }
 
 /* Reads what inotify has to say.  Returns true if a socket may have
- * appeared.  Forgets directories that went away (IN_IGNORED): they are
- * watched again when they come back. */
+ * appeared.  Forgets directories that went away (IN_IGNORED) and stops
+ * watching one that moved (IN_MOVE_SELF: its path may name another one
+ * now): they are watched again at the next poll. */
 static bool
 vhost_inotify_drain(void)
 {
@@ -307,7 +317,10 @@ vhost_inotify_drain(void)
         while (p < buf + n) {
             const struct inotify_event *ev = (const void *) p;
 
-            if (ev->mask & IN_IGNORED) {
+            if (ev->mask & IN_MOVE_SELF) {
+                /* IN_IGNORED follows. */
+                inotify_rm_watch(vhost_inotify_fd, ev->wd);
+            } else if (ev->mask & IN_IGNORED) {
                 struct simap_node *node, *next;
 
                 SIMAP_FOR_EACH_SAFE (node, next, &vhost_watched_dirs) {
@@ -404,13 +417,12 @@ vhost_clients_run(void)
     struct netdev_vhost **due = NULL;
     size_t n_due = 0, allocated = 0;
     struct netdev_vhost *dev;
-    bool look, poll;
+    bool appeared, poll;
     long long int now;
 
-    look = vhost_inotify_drain();
+    appeared = vhost_inotify_drain();
     now = time_msec();
     poll = now >= vhost_next_poll;
-    look = look || poll;
     if (poll) {
         vhost_next_poll = now + VHOST_POLL_MS;
     }
@@ -419,6 +431,11 @@ vhost_clients_run(void)
     LIST_FOR_EACH (dev, list_node, &vhost_devs) {
         if (dev->server || !dev->reg_path || vhost_conn_vid(dev) >= 0) {
             continue;
+        }
+        bool look = appeared;
+
+        if (poll && !vhost_watch_dir(dev->reg_path)) {
+            look = true;
         }
         if (look) {
             uint64_t file = vhost_socket_file_id(dev->reg_path);
@@ -429,9 +446,6 @@ vhost_clients_run(void)
                 dev->kick_file = file;
                 dev->kick_delay = VHOST_KICK_FIRST_MS;
                 dev->kick_at = now + VHOST_APPEAR_MS;
-            }
-            if (poll) {
-                vhost_watch_dir(dev->reg_path);
             }
         }
         if (now >= dev->kick_at) {
