@@ -50,6 +50,7 @@ VLOG_DEFINE_THIS_MODULE(netdev_dpdk_vhost_client);
 #define NETDEV_VHOST_DEFINES_VLOG_MODULE 1
 #include "netdev-dpdk-vhost-private.h"
 
+#include "openvswitch/dynamic-string.h"
 #include "openvswitch/list.h"
 #include "openvswitch/poll-loop.h"
 #include "ovs-atomic.h"
@@ -611,11 +612,17 @@ vhost_put_status(const struct netdev_vhost *dev, struct smap *args)
     } else {
         smap_add(args, "reason", "options:vhost-server-path is not set");
     }
-    if (mtu_error || dev->qos_error) {
-        smap_add_format(args, "error", "%s%s%s",
-                        mtu_error ? mtu_error : "",
-                        mtu_error && dev->qos_error ? "; " : "",
-                        dev->qos_error ? dev->qos_error : "");
+    if (mtu_error || dev->qos_error || dev->conn_error) {
+        const char *errors[] = { mtu_error, dev->qos_error, dev->conn_error };
+        struct ds s = DS_EMPTY_INITIALIZER;
+
+        for (size_t i = 0; i < ARRAY_SIZE(errors); i++) {
+            if (errors[i]) {
+                ds_put_format(&s, "%s%s", s.length ? "; " : "", errors[i]);
+            }
+        }
+        smap_add(args, "error", ds_cstr(&s));
+        ds_destroy(&s);
     }
     smap_add_format(args, "numa", "%d", dev->numa);
     smap_add_format(args, "n_rxq", "%d", dev->up.n_rxq);

@@ -630,6 +630,27 @@ vhost_conn_end(struct netdev_vhost *dev, bool keep_stats)
     vhost_conn_destroy(c);
 }
 
+/* librte_vhost watches each vhost-user connection, each listening socket
+ * of a server port and its own wake-up pipe in one set of this many file
+ * descriptors (MAX_FDS in its fd_man.h).  A connection that does not fit
+ * is closed as soon as it is made: 1,023 connections at most, fewer with
+ * server ports. */
+#define VHOST_FDSET_SIZE 1024
+
+/* Returns true if librte_vhost has no room to watch one more connection. */
+static bool
+vhost_fdset_full(void)
+    OVS_REQUIRES(vhost_mutex)
+{
+    struct netdev_vhost *dev;
+    int n = 1;                  /* librte_vhost's wake-up pipe. */
+
+    LIST_FOR_EACH (dev, list_node, &vhost_devs) {
+        n += (dev->conn != NULL) + (dev->server && dev->registered);
+    }
+    return n >= VHOST_FDSET_SIZE;
+}
+
 /* vhost callbacks.  They record what changed and, where the datapath must
  * follow, request a reconfiguration. */
 
@@ -661,7 +682,22 @@ new_connection(int vid)
         VLOG_WARN_RL(&rl, "%s: refusing a second vhost-user connection on %s",
                   vhost_name(dev), path);
         dev = NULL;
+    } else if (dev && vhost_fdset_full()) {
+        /* Refused here rather than closed by librte_vhost: the port says
+         * why, and a client port tries again after its back-off, as
+         * connections elsewhere may end meanwhile. */
+        dev->conn_error = "librte_vhost serves at most 1023 vhost-user "
+                          "connections and server sockets in one process";
+        VLOG_WARN_RL(&rl, "%s: refusing the vhost-user connection on %s: %s",
+                     vhost_name(dev), path, dev->conn_error);
+        if (!dev->server) {
+            dev->kick_at = time_msec() + dev->kick_delay;
+            dev->kick_delay = MIN(dev->kick_delay * 2, VHOST_KICK_MAX_MS);
+        }
+        netdev_change_seq_changed(&dev->up);
+        dev = NULL;
     } else if (dev) {
+        dev->conn_error = NULL;
         vhost_conn_end(dev, false);
         dev->conn = vhost_conn_create(vid);
         atomic_store_relaxed(&dev->conn_vid, vid);

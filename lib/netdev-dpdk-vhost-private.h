@@ -326,6 +326,9 @@ struct netdev_vhost {
     struct vhost_policing_conf policing OVS_GUARDED_BY(vhost_mutex);
     char *mtu_error OVS_GUARDED_BY(vhost_mutex);  /* Last refused MTU. */
     char *qos_error OVS_GUARDED_BY(vhost_mutex);  /* Last refused QoS. */
+    /* Why the last vhost-user connection was refused (a static string), or
+     * NULL once one is accepted. */
+    const char *conn_error OVS_GUARDED_BY(vhost_mutex);
 
     /* Totals of the per-vring counters of the connections that ended
      * (the current one keeps its own in 'conn'). */
