@@ -691,8 +691,7 @@ new_connection(int vid)
         VLOG_WARN_RL(&rl, "%s: refusing the vhost-user connection on %s: %s",
                      vhost_name(dev), path, dev->conn_error);
         if (!dev->server) {
-            dev->kick_at = time_msec() + dev->kick_delay;
-            dev->kick_delay = MIN(dev->kick_delay * 2, VHOST_KICK_MAX_MS);
+            vhost_client_back_off(dev);
         }
         netdev_change_seq_changed(&dev->up);
         dev = NULL;
@@ -861,8 +860,7 @@ destroy_connection(int vid)
             dev->kick_delay = VHOST_KICK_FIRST_MS;
             dev->kick_at = time_msec();
         } else {
-            dev->kick_at = time_msec() + dev->kick_delay;
-            dev->kick_delay = MIN(dev->kick_delay * 2, VHOST_KICK_MAX_MS);
+            vhost_client_back_off(dev);
         }
         netdev_change_seq_changed(&dev->up);
     }

@@ -469,6 +469,7 @@ int vhost_socket_set_path(struct netdev_vhost *, const char *path,
     OVS_EXCLUDED(vhost_mutex);
 void vhost_unregister(const char *path, bool server)
     OVS_EXCLUDED(vhost_mutex);
+void vhost_client_back_off(struct netdev_vhost *) OVS_REQUIRES(vhost_mutex);
 void vhost_clients_run(void) OVS_EXCLUDED(vhost_mutex);
 void vhost_clients_wait(void) OVS_REQUIRES(vhost_mutex);
 void vhost_stall_run(void) OVS_EXCLUDED(vhost_mutex);

@@ -392,8 +392,7 @@ vhost_client_connect(struct netdev_vhost *dev, bool always)
                                  ? VLL_INFO : VLL_DBG);
 
         if (file) {
-            dev->kick_at = time_msec() + dev->kick_delay;
-            dev->kick_delay = MIN(dev->kick_delay * 2, VHOST_KICK_MAX_MS);
+            vhost_client_back_off(dev);
         }
         VLOG(level, "%s: could not connect to vhost-user socket %s; %s",
              vhost_name(dev), path,
@@ -406,6 +405,16 @@ vhost_client_connect(struct netdev_vhost *dev, bool always)
     ovs_mutex_unlock(&vhost_mutex);
     free(path);
     return err;
+}
+
+/* Has client port 'dev' try again after its back-off, which doubles, up to
+ * VHOST_KICK_MAX_MS, until a connection is made. */
+void
+vhost_client_back_off(struct netdev_vhost *dev)
+    OVS_REQUIRES(vhost_mutex)
+{
+    dev->kick_at = time_msec() + dev->kick_delay;
+    dev->kick_delay = MIN(dev->kick_delay * 2, VHOST_KICK_MAX_MS);
 }
 
 /* Connects the client ports that are due: those whose socket file
