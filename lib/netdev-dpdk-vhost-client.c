@@ -568,7 +568,8 @@ static void
 vhost_put_datapath(const struct vhost_conn *c, struct smap *args)
 {
     if (c->fast) {
-        smap_add(args, "datapath", "split-ring");
+        smap_add(args, "datapath",
+                 c->vdev.packed ? "packed-ring" : "split-ring");
     } else {
         smap_add_format(args, "datapath", "librte_vhost (%s)",
                         c->slow_reason);
@@ -790,7 +791,8 @@ netdev_vhost_run(const struct netdev_class *class OVS_UNUSED)
             const char *reason = dev->conn->slow_reason;
 
             VLOG_INFO("%s: %s datapath%s%s%s", vhost_name(dev),
-                      reason ? "librte_vhost" : "split-ring",
+                      reason ? "librte_vhost"
+                      : dev->conn->vdev.packed ? "packed-ring" : "split-ring",
                       reason ? " (" : "", reason ? reason : "",
                       reason ? ")" : "");
             netdev_change_seq_changed(&dev->up);

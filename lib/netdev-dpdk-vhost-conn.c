@@ -140,15 +140,13 @@ vhost_publish(struct netdev_vhost *dev, int vid)
 /* 'slow_reason' of a connection before its features are known. */
 static const char vhost_not_negotiated[] = "not negotiated yet";
 
-/* Virtio features that our datapath leaves to librte_vhost: packed rings,
- * dirty page logging (live migration), an IOMMU, and the offloads that a
- * guest may ask of us in the virtio-net header (VHOST_HOST_OFFLOADS). */
+/* Virtio features that our datapath leaves to librte_vhost: dirty page
+ * logging (live migration), an IOMMU, and the offloads that a guest may
+ * ask of us in the virtio-net header (VHOST_HOST_OFFLOADS). */
 static const char *
 vhost_slow_reason(uint64_t features)
 {
-    if (features & (1ULL << VIRTIO_F_RING_PACKED)) {
-        return "packed virtqueues";
-    } else if (features & (1ULL << VHOST_F_LOG_ALL)) {
+    if (features & (1ULL << VHOST_F_LOG_ALL)) {
         return "dirty page logging";
     } else if (features & (1ULL << VIRTIO_F_IOMMU_PLATFORM)) {
         return "IOMMU";
@@ -200,8 +198,10 @@ vhost_conn_pause(struct vhost_conn *c)
             rte_spinlock_lock(&vr->lock);
             rte_spinlock_unlock(&vr->lock);
             if (c->fast && vr->ready && !vr->resync) {
-                rte_vhost_set_vring_base(c->vid, i, vr->q.last_avail,
-                                         vr->q.last_used);
+                uint16_t avail, used;
+
+                vhost_virtq_get_base(&vr->q, &avail, &used);
+                rte_vhost_set_vring_base(c->vid, i, avail, used);
             }
         }
     }
@@ -217,31 +217,15 @@ static const char *
 vhost_ring_check(const struct vhost_virtq_dev *dev, uint64_t features,
                  const struct rte_vhost_vring *r)
 {
-    if (features & (1ULL << VIRTIO_F_RING_PACKED)) {
-        /* Packed rings: librte_vhost's datapath only; their size need
-         * not be a power of 2. */
-        if (!r->size || r->size > 32768) {
-            return "ring size is out of range";
-        } else if (!vhost_virtq_in_mem(dev->mem, r->desc_packed,
-                                       (uint64_t) r->size
-                                       * sizeof *r->desc_packed)
-                   || !vhost_virtq_in_mem(dev->mem, r->driver_event,
-                                          sizeof *r->driver_event)
-                   || !vhost_virtq_in_mem(dev->mem, r->device_event,
-                                          sizeof *r->device_event)) {
-            return "packed ring lies outside guest memory";
-        }
-        return NULL;
-    } else {
-        struct vhost_virtq q = {
-            .size = r->size,
-            .desc = r->desc,
-            .avail = r->avail,
-            .used = r->used,
-        };
+    struct vhost_virtq q = {
+        .packed = features & (1ULL << VIRTIO_F_RING_PACKED),
+        .size = r->size,
+        .desc = r->desc,
+        .avail = r->avail,
+        .used = r->used,
+    };
 
-        return vhost_virtq_check(dev, &q);
-    }
+    return vhost_virtq_check(dev, &q);
 }
 
 /* Returns the guest-physical address of the 'len' bytes at 'vva' in the
@@ -304,6 +288,7 @@ vhost_conn_refresh(struct vhost_conn *c)
     int n_vrings;
 
     rte_vhost_get_negotiated_features(c->vid, &features);
+    c->vdev.packed = features & (1ULL << VIRTIO_F_RING_PACKED);
     c->vdev.event_idx = features & (1ULL << VIRTIO_RING_F_EVENT_IDX);
     c->vdev.in_order = features & (1ULL << VIRTIO_F_IN_ORDER);
     c->vdev.mrg_rxbuf = features & (1ULL << VIRTIO_NET_F_MRG_RXBUF);
@@ -330,6 +315,7 @@ vhost_conn_refresh(struct vhost_conn *c)
         const char *bad = NULL, *was_bad;
         struct rte_vhost_vring r;
         unsigned int slow_busy;
+        uint16_t avail, used;
         bool have_ring;
 
         if (!vr && i < n_vrings) {
@@ -361,15 +347,15 @@ vhost_conn_refresh(struct vhost_conn *c)
             }
         }
         atomic_read_relaxed(&vr->slow_busy, &slow_busy);
+        vr->q.packed = c->vdev.packed;
         vr->ready = (have_ring && !bad
-                     && !rte_vhost_get_vring_base(c->vid, i,
-                                                  &vr->q.last_avail,
-                                                  &vr->q.last_used));
+                     && !rte_vhost_get_vring_base(c->vid, i, &avail, &used));
         /* Sends on librte_vhost's datapath that started before the pause
          * may still move librte_vhost's indexes once the message is
          * handled. */
         vr->resync = vr->ready && c->fast && slow_busy;
         if (vr->ready) {
+            vhost_virtq_set_base(&vr->q, avail, used);
             vr->q.desc = r.desc;
             vr->q.avail = r.avail;
             vr->q.used = r.used;
@@ -771,8 +757,9 @@ new_device(int vid)
     }
     VLOG_INFO("%s: vhost-user device ready (vid %d, %d queue pairs, "
               "NUMA node %d, %s)", vhost_name(dev), vid, n_qp, numa,
-              dev->conn->fast ? "split-ring datapath"
-              : "librte_vhost datapath");
+              !dev->conn->fast ? "librte_vhost datapath"
+              : dev->conn->vdev.packed ? "packed-ring datapath"
+              : "split-ring datapath");
     ovs_mutex_unlock(&vhost_mutex);
 
     return 0;

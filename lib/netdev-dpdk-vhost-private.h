@@ -28,8 +28,8 @@
  *                                registration (main thread)
  *   netdev-dpdk-vhost-rxtx.c     receive and send: what the PMD threads
  *                                run for a port
- *   netdev-dpdk-vhost-virtq.[ch] the split-virtqueue datapath, on plain
- *                                memory
+ *   netdev-dpdk-vhost-virtq.[ch] the virtqueue datapath (split and packed
+ *                                rings), on plain memory
  *   netdev-dpdk-vhost-conn.c     connections: librte_vhost's callbacks and
  *                                message hooks, pause and publish
  *   netdev-dpdk-vhost-socket.c   sockets: registration, connecting client

@@ -21,7 +21,7 @@
  *
  * A burst reads the port's published 'vid' and the datapath state that
  * struct netdev_vhost lists, takes the vring's lock, and moves packets
- * through our split-virtqueue datapath (netdev-dpdk-vhost-virtq.c) or
+ * through our virtqueue datapath (netdev-dpdk-vhost-virtq.c) or
  * librte_vhost's; then it counts, polices, and logs what went wrong, rate
  * limited.  No syscall, allocation or lock here is per packet, except the
  * copies of packets that are not DPDK mbufs. */
@@ -125,17 +125,17 @@ vhost_over_budget(const struct vhost_conn *c, const struct vhost_vring *vr,
 static inline bool
 vhost_vring_synced(const struct vhost_conn *c, struct vhost_vring *vr)
 {
+    uint16_t avail, used;
     unsigned int busy;
 
     if (OVS_LIKELY(!vr->resync)) {
         return true;
     }
     atomic_read_explicit(&vr->slow_busy, &busy, memory_order_acquire);
-    if (busy || rte_vhost_get_vring_base(c->vid, vr->index,
-                                         &vr->q.last_avail,
-                                         &vr->q.last_used)) {
+    if (busy || rte_vhost_get_vring_base(c->vid, vr->index, &avail, &used)) {
         return false;
     }
+    vhost_virtq_set_base(&vr->q, avail, used);
     vr->resync = false;
     return true;
 }
@@ -193,7 +193,7 @@ vhost_send_slow(const struct vhost_conn *c, struct vhost_vring *vr, int vid,
  * rules and packets too long for an mbuf are dropped and counted in
  * 'qs'. */
 static inline uint16_t
-vhost_recv_split(const struct vhost_conn *c, struct vhost_vring *vr,
+vhost_recv_fast(const struct vhost_conn *c, struct vhost_vring *vr,
                  struct rte_mempool *mp, struct rte_mbuf **pkts, uint16_t n,
                  struct vhost_queue_stats *qs)
 {
@@ -243,7 +243,7 @@ struct vhost_send_drops {
  * datapath.  Returns how many of 'pkts' it went through.  Those it could
  * not deliver at all are counted in '*drops'. */
 static inline uint16_t
-vhost_send_split(const struct vhost_conn *c, struct vhost_vring *vr,
+vhost_send_fast(const struct vhost_conn *c, struct vhost_vring *vr,
                  struct rte_mbuf **pkts, uint16_t n,
                  struct vhost_send_drops *drops)
 {
@@ -376,9 +376,9 @@ netdev_vhost_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
         if (OVS_LIKELY(vr->ready)) {
             int first = vhost_rarp_claim(c, dev->mp, pkts);
 
-            n = first + vhost_recv_split(c, vr, dev->mp, pkts + first,
+            n = first + vhost_recv_fast(c, vr, dev->mp, pkts + first,
                                          NETDEV_MAX_BURST - first, stats);
-            if (qfill && n == NETDEV_MAX_BURST) {
+            if (qfill && n == NETDEV_MAX_BURST && !vr->q.packed) {
                 fill = (uint16_t) (__atomic_load_n(&vr->q.avail->idx,
                                                    __ATOMIC_RELAXED)
                                    - vr->q.last_avail);
@@ -635,7 +635,7 @@ netdev_vhost_send(struct netdev *netdev, int qid,
         } else if (OVS_LIKELY(c->fast)) {
             while (OVS_LIKELY(vr->ready) && vhost_vring_synced(c, vr)
                    && !vhost_conn_paused(c)) {
-                uint16_t n = vhost_send_split(c, vr, &pkts[sent],
+                uint16_t n = vhost_send_fast(c, vr, &pkts[sent],
                                               n_pkts - sent, &drops);
 
                 sent += n;

@@ -15,7 +15,7 @@
  */
 
 
-/* The split-virtqueue datapath (see netdev-dpdk-vhost-virtq.h).
+/* The virtqueue datapath (see netdev-dpdk-vhost-virtq.h).
  *
  * Entered by the thread that holds a vring's lock: a PMD thread, or the
  * main thread sending a packet of its own.  Nothing here locks, logs or
@@ -100,18 +100,38 @@ vhost_virtq_in_mem(const struct rte_vhost_memory *mem, const void *p,
     return false;
 }
 
-/* Returns NULL if the rings of 'vq' are fit for our datapath: a size that
- * is a power of 2, each ring aligned as the virtio specification asks
- * and all of it (for that size, and with the event fields if the guest
- * negotiated VIRTIO_RING_F_EVENT_IDX) in one region of the guest memory
- * of 'dev'.  Otherwise returns why not, as a phrase for a log message.
- * The datapath reads and writes nowhere else. */
+/* Returns NULL if the rings of 'vq' are fit for our datapath: for a split
+ * ring, a size that is a power of 2, each ring aligned as the virtio
+ * specification asks and all of it (for that size, and with the event
+ * fields if the guest negotiated VIRTIO_RING_F_EVENT_IDX) in one region of
+ * the guest memory of 'dev'; for a packed ring, a size up to 32768, and
+ * the descriptor ring and both event suppression areas aligned and each
+ * in one region.  Otherwise returns why not, as a phrase for a log
+ * message.  The datapath reads and writes nowhere else. */
 const char *
 vhost_virtq_check(const struct vhost_virtq_dev *dev,
                   const struct vhost_virtq *vq)
 {
     uint64_t size = vq->size;
     uint64_t event = dev->event_idx ? sizeof(uint16_t) : 0;
+
+    if (vq->packed) {
+        if (!size || size > 32768) {
+            return "ring size is out of range";
+        } else if ((uintptr_t) vq->desc_packed % 16
+                   || (uintptr_t) vq->driver_event % 4
+                   || (uintptr_t) vq->device_event % 4) {
+            return "ring is misaligned";
+        } else if (!vhost_virtq_in_mem(dev->mem, vq->desc_packed,
+                                       size * sizeof *vq->desc_packed)
+                   || !vhost_virtq_in_mem(dev->mem, vq->driver_event,
+                                          sizeof *vq->driver_event)
+                   || !vhost_virtq_in_mem(dev->mem, vq->device_event,
+                                          sizeof *vq->device_event)) {
+            return "packed ring lies outside guest memory";
+        }
+        return NULL;
+    }
 
     if (!size || size & (size - 1)) {
         return "ring size is not a power of 2";
@@ -295,6 +315,32 @@ struct vhost_chain {
     } vecs[VHOST_CHAIN_VECS];
 };
 
+/* Adds the guest buffer of 'len' bytes at guest physical address 'addr'
+ * to 'ch', as one range of our memory for each region it lies in.
+ * Returns 0, or EINVAL if some of it is not in guest memory or 'ch' would
+ * have too many ranges or bytes. */
+static int
+vhost_chain_add(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
+                struct vhost_chain *ch, uint64_t addr, uint32_t len)
+{
+    while (len) {
+        uint64_t chunk = len;
+        char *p = vhost_gpa_map(dev->mem, &vq->region, addr, &chunk);
+
+        if (!p || ch->n_vecs >= VHOST_CHAIN_VECS
+            || ch->len + chunk > UINT32_MAX) {
+            return EINVAL;
+        }
+        ch->vecs[ch->n_vecs].p = p;
+        ch->vecs[ch->n_vecs].len = chunk;
+        ch->n_vecs++;
+        ch->len += chunk;
+        addr += chunk;
+        len -= chunk;
+    }
+    return 0;
+}
+
 /* Reads the descriptor chain at 'head' of 'vq' into 'ch', taking a step
  * of '*budget' for each descriptor it reads.  Every buffer must be
  * writable by us if 'write' (a receive buffer).  Returns 0, EINVAL if the
@@ -337,9 +383,6 @@ vhost_chain_get(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
         *budget += 1;
     }
     for (uint32_t steps = 0; ; steps++) {
-        uint64_t addr;
-        uint32_t len;
-
         if (idx >= n_descs || steps >= n_descs) {
             return EINVAL;
         } else if (!*budget) {
@@ -351,22 +394,8 @@ vhost_chain_get(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
             || (write && !(d.flags & VRING_DESC_F_WRITE))) {
             return EINVAL;
         }
-        addr = d.addr;
-        len = d.len;
-        while (len) {
-            uint64_t chunk = len;
-            char *p = vhost_gpa_map(dev->mem, &vq->region, addr, &chunk);
-
-            if (!p || ch->n_vecs >= VHOST_CHAIN_VECS
-                || ch->len + chunk > UINT32_MAX) {
-                return EINVAL;
-            }
-            ch->vecs[ch->n_vecs].p = p;
-            ch->vecs[ch->n_vecs].len = chunk;
-            ch->n_vecs++;
-            ch->len += chunk;
-            addr += chunk;
-            len -= chunk;
+        if (vhost_chain_add(dev, vq, ch, d.addr, d.len)) {
+            return EINVAL;
         }
         if (!(d.flags & VRING_DESC_F_NEXT)) {
             return 0;
@@ -402,6 +431,28 @@ vhost_chain_copy(struct vhost_chain *ch, uint32_t ofs, void *buf_,
     }
 }
 
+/* Copies the packet in 'ch' (without its virtio-net header) into 'm'.
+ * Returns 0, EINVAL if 'ch' is shorter than the header, or EMSGSIZE if the
+ * packet does not fit in 'm'. */
+static int
+vhost_chain_to_mbuf(const struct vhost_virtq_dev *dev, struct vhost_chain *ch,
+                    struct rte_mbuf *m)
+{
+    uint32_t len;
+
+    if (ch->len < dev->hdr_len) {
+        return EINVAL;
+    }
+    len = ch->len - dev->hdr_len;
+    if (len > rte_pktmbuf_tailroom(m)) {
+        return EMSGSIZE;
+    }
+    vhost_chain_copy(ch, dev->hdr_len, rte_pktmbuf_mtod(m, void *), len,
+                     false);
+    m->data_len = m->pkt_len = len;
+    return 0;
+}
+
 /* Copies the packet in the chain at 'head' (without its virtio-net
  * header) into 'm'.  Returns 0, EINVAL if the chain breaks the rules,
  * EDQUOT if '*budget' ran out, or EMSGSIZE if the packet does not fit in
@@ -411,23 +462,10 @@ vhost_dequeue_chain(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
                     uint16_t head, struct rte_mbuf *m, uint32_t *budget)
 {
     struct vhost_chain ch;
-    uint32_t len;
     int error;
 
     error = vhost_chain_get(dev, vq, head, &ch, budget, false);
-    if (error) {
-        return error;
-    } else if (ch.len < dev->hdr_len) {
-        return EINVAL;
-    }
-    len = ch.len - dev->hdr_len;
-    if (len > rte_pktmbuf_tailroom(m)) {
-        return EMSGSIZE;
-    }
-    vhost_chain_copy(&ch, dev->hdr_len, rte_pktmbuf_mtod(m, void *), len,
-                     false);
-    m->data_len = m->pkt_len = len;
-    return 0;
+    return error ? error : vhost_chain_to_mbuf(dev, &ch, m);
 }
 
 /* Reads the 'n' heads that the guest made available on 'vq' from index
@@ -473,17 +511,10 @@ vhost_virtq_lone_buf(const struct vhost_virtq_dev *dev,
     return vhost_gpa_map_all(dev->mem, &vq->region, d.addr, d.len);
 }
 
-/* Takes the next 'n' packets that the guest sent on 'vq' into 'pkts',
- * empty mbufs that the caller provides.  'n' is at most what
- * vhost_virtq_n_avail() returned (the avail index is not read again: the
- * guest writes its line all the time) and at most VHOST_VIRTQ_MAX_BURST.
- * Returns how many packets it put in 'pkts[0]' onwards; the caller keeps
- * the mbufs after them.  Chains that break the rules and packets too long
- * for an mbuf are handed back to the guest, and counted in '*err'.  If
- * the step budget runs out, the chain at hand is handed back too and the
- * burst ends there: the guest's later entries wait for the next call. */
-uint16_t
-vhost_virtq_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
+/* vhost_virtq_dequeue() on a split ring.  The avail index is not read
+ * again: the guest writes its line all the time. */
+static uint16_t
+vhost_split_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
                     struct rte_mbuf **pkts, uint16_t n,
                     struct vhost_virtq_errors *err)
 {
@@ -560,6 +591,23 @@ vhost_virtq_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
     return got;
 }
 
+/* Writes the virtio-net header of a packet that took 'num_buffers'
+ * receive buffers, the first of them 'first'. */
+static void
+vhost_chain_put_hdr(const struct vhost_virtq_dev *dev,
+                    struct vhost_chain *first, uint16_t num_buffers)
+{
+    if (first->vecs[0].len >= dev->hdr_len) {
+        vhost_put_hdr(first->vecs[0].p, dev->hdr_len, num_buffers);
+    } else {
+        struct virtio_net_hdr_mrg_rxbuf hdr;
+
+        memset(&hdr, 0, sizeof hdr);
+        hdr.num_buffers = num_buffers;
+        vhost_chain_copy(first, 0, &hdr, dev->hdr_len, true);
+    }
+}
+
 /* Puts 'm' into receive buffers of 'vq' in the general way: chains of
  * descriptors, buffers that span memory regions, and with mergeable
  * receive buffers, several buffers.  'avail' is the guest's avail index.
@@ -571,7 +619,6 @@ static int
 vhost_enqueue_slow(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
                    uint16_t avail, struct rte_mbuf *m, uint32_t *budget)
 {
-    struct virtio_net_hdr_mrg_rxbuf hdr;
     uint16_t mask = vq->size - 1;
     uint32_t total = m->pkt_len + dev->hdr_len;
     uint32_t done = 0;
@@ -627,26 +674,15 @@ vhost_enqueue_slow(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
         u->len = ofs + chunk;
         taken++;
     }
-    if (first.vecs[0].len >= dev->hdr_len) {
-        vhost_put_hdr(first.vecs[0].p, dev->hdr_len, taken);
-    } else {
-        memset(&hdr, 0, sizeof hdr);
-        hdr.num_buffers = taken;
-        vhost_chain_copy(&first, 0, &hdr, dev->hdr_len, true);
-    }
+    vhost_chain_put_hdr(dev, &first, taken);
     vq->last_avail += taken;
     vq->last_used += taken;
     return 0;
 }
 
-/* Gives the guest copies of up to 'n' packets of 'pkts' on 'vq' (the
- * caller still owns them, and frees them).  Returns how many of 'pkts' it
- * went through: the guest's ring may fill up before.  Those it could not
- * deliver at all are counted in '*err'.  If the step budget runs out, the
- * packet at hand and all after it are dropped (and counted): they went
- * through too. */
-uint16_t
-vhost_virtq_enqueue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
+/* vhost_virtq_enqueue() on a split ring. */
+static uint16_t
+vhost_split_enqueue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
                     struct rte_mbuf **pkts, uint16_t n,
                     struct vhost_virtq_errors *err)
 {
@@ -733,4 +769,603 @@ vhost_virtq_enqueue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
         vhost_virtq_publish(dev, vq);
     }
     return done;
+}
+
+/* Packed virtqueues.
+ *
+ * The guest makes a descriptor available by writing its flags with the
+ * AVAIL bit equal to its wrap counter and the USED bit the other way; we
+ * hand a buffer back by writing the buffer's id, the length we wrote and
+ * flags with both bits equal to our wrap counter, at our used position.
+ * A chain takes consecutive descriptors of the ring (its buffer id is its
+ * last one's) and one used entry, after which our used position skips
+ * the chain's length.  An indirect descriptor stands alone in the ring.
+ *
+ * A burst first looks at the descriptors the guest made available, up to
+ * its size: lone buffers are mapped and their lines prefetched, and chains
+ * are measured (their length in the ring and their id); then it copies,
+ * reading a chain's descriptors a second time, each field once.  A chain
+ * that changed length in between, or runs longer than
+ * VHOST_PACKED_MAX_CHAIN descriptors or into a descriptor the guest did
+ * not make available, breaks the rules: it is handed back empty, and its
+ * packet dropped.  The first used entry's flags are written last, so the
+ * guest sees a burst's buffers come back at once. */
+
+#define VHOST_PACKED_AVAIL (1u << VRING_PACKED_DESC_F_AVAIL)
+#define VHOST_PACKED_USED (1u << VRING_PACKED_DESC_F_USED)
+
+/* Most descriptors one chain takes in a packed ring (Linux's largest
+ * take 19; an indirect table takes one). */
+#define VHOST_PACKED_MAX_CHAIN VHOST_CHAIN_VECS
+
+/* Most receive buffers one packet takes (mergeable receive buffers): a
+ * 64 kB packet in buffers of 1,518 bytes takes 44. */
+#define VHOST_PACKED_MAX_BUFS 64
+
+/* A chain of a packed ring that a burst takes. */
+struct vhost_packed_elem {
+    uint16_t pos;                   /* Position of its first descriptor. */
+    uint16_t n_descs;               /* Descriptors it takes in the ring. */
+    uint16_t id;                    /* Buffer id: of the last one. */
+    bool bad;                       /* Broke the rules when measured. */
+};
+
+/* The used entry whose flags a burst writes last. */
+struct vhost_packed_batch {
+    struct vring_packed_desc *first;
+    uint16_t first_flags;
+};
+
+static inline bool
+vhost_packed_avail(uint16_t flags, bool wrap)
+{
+    return (!!(flags & VHOST_PACKED_AVAIL) == wrap
+            && !!(flags & VHOST_PACKED_USED) != wrap);
+}
+
+/* The flags of descriptor 'pos' of 'vq': read before the rest of it. */
+static inline uint16_t
+vhost_packed_flags(const struct vhost_virtq *vq, uint16_t pos)
+{
+    return __atomic_load_n(&vq->desc_packed[pos].flags, __ATOMIC_ACQUIRE);
+}
+
+/* Copies packed descriptor 'p' out of guest memory, each field once. */
+static inline struct vring_packed_desc
+vhost_packed_desc_load(const struct vring_packed_desc *p)
+{
+    struct vring_packed_desc d;
+
+    d.addr = __atomic_load_n(&p->addr, __ATOMIC_RELAXED);
+    d.len = __atomic_load_n(&p->len, __ATOMIC_RELAXED);
+    d.id = __atomic_load_n(&p->id, __ATOMIC_RELAXED);
+    d.flags = __atomic_load_n(&p->flags, __ATOMIC_RELAXED);
+    return d;
+}
+
+/* Returns position 'pos' of a ring of 'size' moved on by 'n' (at most
+ * 'size'), flipping '*wrap' if it wraps. */
+static inline uint16_t
+vhost_packed_advance(uint16_t pos, uint16_t n, uint16_t size, bool *wrap)
+{
+    uint32_t p = (uint32_t) pos + n;
+
+    if (p >= size) {
+        p -= size;
+        *wrap = !*wrap;
+    }
+    return p;
+}
+
+int
+vhost_virtq_n_avail_packed(const struct vhost_virtq *vq)
+{
+    int max = MIN(vq->size, VHOST_VIRTQ_MAX_BURST);
+    uint16_t pos = vq->last_avail;
+    bool wrap = vq->avail_wrap;
+    int n;
+
+    for (n = 0; n < max; n++) {
+        if (!vhost_packed_avail(vhost_packed_flags(vq, pos), wrap)) {
+            break;
+        }
+        pos = vhost_packed_advance(pos, 1, vq->size, &wrap);
+    }
+    return n;
+}
+
+/* Measures the chain that the guest made available at position 'pos' of
+ * 'vq' (with wrap counter 'wrap') into '*el', taking a step of '*budget'
+ * for each descriptor.  Returns 0; EINVAL if the chain breaks the rules
+ * ('el->n_descs' is then how many descriptors to hand back); or EDQUOT if
+ * the budget ran out first (nothing is taken: the chain is short enough
+ * to be measured by the next burst). */
+static int
+vhost_packed_measure(struct vhost_virtq *vq, uint16_t pos, bool wrap,
+                     struct vhost_packed_elem *el, uint32_t *budget)
+{
+    uint32_t max = MIN(vq->size, VHOST_PACKED_MAX_CHAIN);
+
+    el->pos = pos;
+    el->n_descs = 0;
+    el->bad = false;
+    for (;;) {
+        uint16_t flags;
+
+        if (!*budget) {
+            return EDQUOT;
+        }
+        *budget -= 1;
+        flags = vhost_packed_flags(vq, pos);
+        if (el->n_descs && !vhost_packed_avail(flags, wrap)) {
+            /* The descriptor before said "next", but this one is not the
+             * guest's to give. */
+            el->bad = true;
+            return EINVAL;
+        }
+        el->id = __atomic_load_n(&vq->desc_packed[pos].id, __ATOMIC_RELAXED);
+        el->n_descs++;
+        if (!(flags & VRING_DESC_F_NEXT)) {
+            return 0;
+        } else if (el->n_descs >= max) {
+            el->bad = true;
+            return EINVAL;
+        }
+        pos = vhost_packed_advance(pos, 1, vq->size, &wrap);
+    }
+}
+
+/* Reads the chain 'el' of 'vq', measured before, into 'ch', taking a step
+ * of '*budget' for each descriptor it reads (of the ring or of an indirect
+ * table).  Every buffer must be writable by us if 'write'.  Returns 0,
+ * EINVAL if the chain breaks the rules (or changed since it was
+ * measured), or EDQUOT if the budget ran out first. */
+static int
+vhost_packed_chain_get(const struct vhost_virtq_dev *dev,
+                       struct vhost_virtq *vq,
+                       const struct vhost_packed_elem *el,
+                       struct vhost_chain *ch, uint32_t *budget, bool write)
+{
+    uint16_t pos = el->pos;
+    bool unused = false;
+
+    ch->head = el->id;
+    ch->n_vecs = 0;
+    ch->len = 0;
+    for (uint16_t i = 0; i < el->n_descs; i++) {
+        bool last = i + 1 == el->n_descs;
+        struct vring_packed_desc d;
+
+        if (!*budget) {
+            return EDQUOT;
+        }
+        *budget -= 1;
+        d = vhost_packed_desc_load(&vq->desc_packed[pos]);
+        if (!(d.flags & VRING_DESC_F_NEXT) != last) {
+            return EINVAL;
+        }
+        if (d.flags & VRING_DESC_F_INDIRECT) {
+            const struct vring_packed_desc *table;
+            uint32_t n;
+
+            /* The virtio specification caps an indirect table at the
+             * ring's size, and forbids chaining it. */
+            if (el->n_descs != 1 || !d.len || d.len % sizeof d
+                || d.len / sizeof d > vq->size) {
+                return EINVAL;
+            }
+            table = vhost_gpa_map_all(dev->mem, &vq->region, d.addr, d.len);
+            if (!table || (uintptr_t) table % __alignof__(d)) {
+                return EINVAL;
+            }
+            n = d.len / sizeof d;
+            for (uint32_t j = 0; j < n; j++) {
+                struct vring_packed_desc e;
+
+                if (!*budget) {
+                    return EDQUOT;
+                }
+                *budget -= 1;
+                e = vhost_packed_desc_load(&table[j]);
+                if (e.flags & VRING_DESC_F_INDIRECT
+                    || (write && !(e.flags & VRING_DESC_F_WRITE))
+                    || vhost_chain_add(dev, vq, ch, e.addr, e.len)) {
+                    return EINVAL;
+                }
+            }
+            return 0;
+        }
+        if ((write && !(d.flags & VRING_DESC_F_WRITE))
+            || vhost_chain_add(dev, vq, ch, d.addr, d.len)) {
+            return EINVAL;
+        }
+        pos = vhost_packed_advance(pos, 1, vq->size, &unused);
+    }
+    return 0;
+}
+
+/* Hands buffer 'id', which took 'n_descs' descriptors, back to the guest
+ * at the used position of 'vq', with 'len' bytes written into it, and
+ * moves the used position on.  The first entry of a burst gets its flags
+ * in vhost_packed_publish(). */
+static inline void
+vhost_packed_put_used(struct vhost_virtq *vq, uint16_t id, uint32_t len,
+                      uint16_t n_descs, struct vhost_packed_batch *b)
+{
+    struct vring_packed_desc *u = &vq->desc_packed[vq->last_used];
+    uint16_t flags = vq->used_wrap ? VHOST_PACKED_AVAIL | VHOST_PACKED_USED
+                                   : 0;
+
+    if (len) {
+        flags |= VRING_DESC_F_WRITE;
+    }
+    __atomic_store_n(&u->id, id, __ATOMIC_RELAXED);
+    __atomic_store_n(&u->len, len, __ATOMIC_RELAXED);
+    if (!b->first) {
+        b->first = u;
+        b->first_flags = flags;
+    } else {
+        __atomic_store_n(&u->flags, flags, __ATOMIC_RELEASE);
+    }
+    vq->last_used = vhost_packed_advance(vq->last_used, n_descs, vq->size,
+                                         &vq->used_wrap);
+}
+
+/* Returns position 'pos' with wrap counter 'wrap' of a ring of 'size' as
+ * one count modulo twice the size. */
+static inline uint32_t
+vhost_packed_linear(uint32_t pos, bool wrap, uint32_t size)
+{
+    return (pos + (wrap ? size : 0)) % (2 * size);
+}
+
+/* Publishes the buffers that a burst handed back on 'vq' (the flags of
+ * the first, written last) and interrupts the guest if it asked for
+ * it. */
+static void
+vhost_packed_publish(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
+                     const struct vhost_packed_batch *b)
+{
+    uint16_t flags;
+    bool need;
+
+    if (!b->first) {
+        return;
+    }
+    __atomic_store_n(&b->first->flags, b->first_flags, __ATOMIC_RELEASE);
+
+    /* The guest must see the buffers before we look at whether it wants
+     * to hear of them (it looks at them after it says so). */
+    rte_atomic_thread_fence(__ATOMIC_SEQ_CST);
+    flags = __atomic_load_n(&vq->driver_event->flags, __ATOMIC_RELAXED);
+    if (flags == VRING_PACKED_EVENT_FLAG_DESC && dev->event_idx
+        && vq->signalled_valid) {
+        /* It wants to hear once we are past the entry at 'off_wrap': an
+         * interrupt if that entry lies in [old, new). */
+        uint16_t off_wrap = __atomic_load_n(&vq->driver_event->off_wrap,
+                                            __ATOMIC_RELAXED);
+        uint32_t size = vq->size;
+        uint32_t old = vhost_packed_linear(vq->signalled_used,
+                                           vq->signalled_wrap, size);
+        uint32_t new = vhost_packed_linear(vq->last_used, vq->used_wrap,
+                                           size);
+        uint32_t event = vhost_packed_linear(off_wrap & 0x7fff,
+                                             off_wrap >> 15, size);
+
+        need = ((event + 2 * size - old) % (2 * size)
+                < (new + 2 * size - old) % (2 * size));
+    } else {
+        need = flags != VRING_PACKED_EVENT_FLAG_DISABLE;
+    }
+    vq->signalled_used = vq->last_used;
+    vq->signalled_wrap = vq->used_wrap;
+    vq->signalled_valid = true;
+    if (need && vq->callfd >= 0) {
+        eventfd_write(vq->callfd, 1);
+        vq->stats[VHOST_VS_guest_notifications]++;
+    }
+}
+
+/* vhost_virtq_dequeue() on a packed ring. */
+static uint16_t
+vhost_packed_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
+                     struct rte_mbuf **pkts, uint16_t n,
+                     struct vhost_virtq_errors *err)
+{
+    struct vhost_packed_elem els[VHOST_VIRTQ_MAX_BURST];
+    const char *srcs[VHOST_VIRTQ_MAX_BURST];
+    uint32_t lens[VHOST_VIRTQ_MAX_BURST];
+    struct vhost_packed_batch batch = { NULL, 0 };
+    uint32_t budget = VHOST_VIRTQ_STEP_BUDGET;
+    uint16_t hdr_len = dev->hdr_len;
+    uint16_t pos = vq->last_avail;
+    bool wrap = vq->avail_wrap;
+    uint16_t got = 0;
+    int i;
+
+    vhost_virtq_errors_init(err);
+    n = MIN(n, MIN(vq->size, VHOST_VIRTQ_MAX_BURST));
+
+    /* Every lone descriptor mapped and its buffer on its way into the
+     * cache, every chain measured, before the first copy. */
+    for (i = 0; i < n; i++) {
+        uint16_t flags = vhost_packed_flags(vq, pos);
+
+        if (!vhost_packed_avail(flags, wrap)) {
+            break;
+        }
+        srcs[i] = NULL;
+        if (OVS_LIKELY(!(flags & (VRING_DESC_F_NEXT
+                                  | VRING_DESC_F_INDIRECT)))) {
+            struct vring_packed_desc d;
+            const char *src;
+
+            d = vhost_packed_desc_load(&vq->desc_packed[pos]);
+            els[i].pos = pos;
+            els[i].n_descs = 1;
+            els[i].id = d.id;
+            els[i].bad = false;
+            src = vhost_gpa_map_all(dev->mem, &vq->region, d.addr, d.len);
+            if (OVS_LIKELY(src && d.len >= hdr_len)) {
+                srcs[i] = src + hdr_len;
+                lens[i] = d.len - hdr_len;
+                vhost_prefetch(srcs[i], lens[i], false);
+            }
+        } else if (vhost_packed_measure(vq, pos, wrap, &els[i], &budget)
+                   == EDQUOT) {
+            break;
+        }
+        pos = vhost_packed_advance(pos, els[i].n_descs, vq->size, &wrap);
+    }
+    n = i;
+
+    for (i = 0; i < n; i++) {
+        struct vhost_packed_elem *el = &els[i];
+        struct rte_mbuf *m = pkts[got];
+        int error;
+
+        if (OVS_LIKELY(srcs[i] && lens[i] <= rte_pktmbuf_tailroom(m))) {
+            memcpy(rte_pktmbuf_mtod(m, void *), srcs[i], lens[i]);
+            m->data_len = m->pkt_len = lens[i];
+            error = 0;
+        } else if (el->bad) {
+            error = EINVAL;
+        } else {
+            struct vhost_chain ch;
+
+            error = vhost_packed_chain_get(dev, vq, el, &ch, &budget, false);
+            if (!error) {
+                error = vhost_chain_to_mbuf(dev, &ch, m);
+            } else if (OVS_UNLIKELY(error == EDQUOT)) {
+                n = i + 1;
+            }
+        }
+        vhost_packed_put_used(vq, el->id, 0, el->n_descs, &batch);
+        vq->last_avail = vhost_packed_advance(vq->last_avail, el->n_descs,
+                                              vq->size, &vq->avail_wrap);
+        if (OVS_LIKELY(!error)) {
+            vhost_virtq_count(vq->stats, m->pkt_len,
+                              rte_pktmbuf_mtod(m, const uint8_t *));
+            got++;
+        } else if (error == EMSGSIZE) {
+            err->too_long++;
+        } else if (error == EDQUOT) {
+            err->over_budget++;
+        } else {
+            err->bad_desc++;
+        }
+    }
+    err->steps = VHOST_VIRTQ_STEP_BUDGET - budget;
+    vq->stats[VHOST_VS_good_packets] += got;
+    vhost_packed_publish(dev, vq, &batch);
+    return got;
+}
+
+/* Puts 'm' into receive buffers of packed ring 'vq' in the general way
+ * (see vhost_enqueue_slow()).  Returns 0 if it was sent, EAGAIN if the
+ * guest has no room for it now (nothing was taken), EMSGSIZE if its
+ * buffers are too small (nothing was taken), EINVAL if a buffer breaks the
+ * rules or EDQUOT if '*budget' ran out (either way the buffers it took
+ * are given back, empty). */
+static int
+vhost_packed_enqueue_slow(const struct vhost_virtq_dev *dev,
+                          struct vhost_virtq *vq, struct rte_mbuf *m,
+                          uint32_t *budget, struct vhost_packed_batch *b)
+{
+    struct vhost_packed_elem bufs[VHOST_PACKED_MAX_BUFS];
+    uint32_t lens[VHOST_PACKED_MAX_BUFS];
+    uint32_t total = m->pkt_len + dev->hdr_len;
+    uint16_t pos = vq->last_avail;
+    bool wrap = vq->avail_wrap;
+    struct vhost_chain first, more;
+    uint32_t done = 0;
+    uint16_t taken = 0;
+    int error = 0;
+
+    if (m->nb_segs != 1) {
+        return EMSGSIZE;
+    }
+    while (done < total) {
+        struct vhost_chain *ch = taken ? &more : &first;
+        struct vhost_packed_elem *el = &bufs[taken];
+        uint32_t ofs = 0, chunk;
+
+        if (taken >= VHOST_PACKED_MAX_BUFS) {
+            return EMSGSIZE;
+        } else if (!vhost_packed_avail(vhost_packed_flags(vq, pos), wrap)) {
+            return EAGAIN;
+        }
+        error = vhost_packed_measure(vq, pos, wrap, el, budget);
+        if (error == EDQUOT) {
+            /* Not taken: give back those before it. */
+            break;
+        }
+        if (!error) {
+            error = vhost_packed_chain_get(dev, vq, el, ch, budget, true);
+        }
+        if (!error && !taken && ch->len < dev->hdr_len) {
+            error = EINVAL;
+        }
+        if (error) {
+            lens[taken++] = 0;
+            break;
+        }
+        if (!taken) {
+            if (!dev->mrg_rxbuf && ch->len < total) {
+                return EMSGSIZE;
+            }
+            ofs = done = dev->hdr_len;
+        }
+        chunk = MIN(ch->len - ofs, total - done);
+        vhost_chain_copy(ch, ofs,
+                         rte_pktmbuf_mtod_offset(m, char *,
+                                                 done - dev->hdr_len),
+                         chunk, true);
+        done += chunk;
+        lens[taken++] = ofs + chunk;
+        pos = vhost_packed_advance(pos, el->n_descs, vq->size, &wrap);
+    }
+    if (!error) {
+        vhost_chain_put_hdr(dev, &first, taken);
+    }
+    for (int i = 0; i < taken; i++) {
+        vhost_packed_put_used(vq, bufs[i].id, error ? 0 : lens[i],
+                              bufs[i].n_descs, b);
+        vq->last_avail = vhost_packed_advance(vq->last_avail,
+                                              bufs[i].n_descs, vq->size,
+                                              &vq->avail_wrap);
+    }
+    return error;
+}
+
+/* vhost_virtq_enqueue() on a packed ring. */
+static uint16_t
+vhost_packed_enqueue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
+                     struct rte_mbuf **pkts, uint16_t n,
+                     struct vhost_virtq_errors *err)
+{
+    char *dsts[VHOST_VIRTQ_MAX_BURST];
+    uint32_t caps[VHOST_VIRTQ_MAX_BURST];
+    uint16_t ids[VHOST_VIRTQ_MAX_BURST];
+    struct vhost_packed_batch batch = { NULL, 0 };
+    uint32_t budget = VHOST_VIRTQ_STEP_BUDGET;
+    uint16_t hdr_len = dev->hdr_len;
+    uint16_t pos = vq->last_avail;
+    bool wrap = vq->avail_wrap;
+    uint16_t done = 0;
+    uint32_t k = 0;                 /* Descriptors taken. */
+    int n_pre;
+    uint64_t sent = 0;
+
+    vhost_virtq_errors_init(err);
+    n = MIN(n, VHOST_VIRTQ_MAX_BURST);
+
+    /* Guess one buffer a packet: the lone buffers the guest made
+     * available, up to the first that is not, mapped and on their way
+     * into the cache before the first copy. */
+    for (n_pre = 0; n_pre < MIN(n, vq->size); n_pre++) {
+        uint16_t flags = vhost_packed_flags(vq, pos);
+        struct vring_packed_desc d;
+
+        if (!vhost_packed_avail(flags, wrap)
+            || (flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT
+                         | VRING_DESC_F_WRITE)) != VRING_DESC_F_WRITE) {
+            break;
+        }
+        d = vhost_packed_desc_load(&vq->desc_packed[pos]);
+        ids[n_pre] = d.id;
+        caps[n_pre] = d.len;
+        dsts[n_pre] = vhost_gpa_map_all(dev->mem, &vq->region, d.addr,
+                                        d.len);
+        if (dsts[n_pre] && d.len > hdr_len) {
+            /* The header's line is read first: see vhost_put_hdr(). */
+            rte_prefetch0(dsts[n_pre]);
+            vhost_prefetch(dsts[n_pre] + hdr_len,
+                           MIN(d.len - hdr_len, pkts[n_pre]->pkt_len), true);
+        }
+        pos = vhost_packed_advance(pos, 1, vq->size, &wrap);
+    }
+
+    for (; done < n; done++) {
+        struct rte_mbuf *m = pkts[done];
+        uint32_t total = m->pkt_len + hdr_len;
+
+        if (OVS_LIKELY(k < n_pre && dsts[k] && caps[k] >= total
+                       && m->nb_segs == 1)) {
+            vhost_put_hdr(dsts[k], hdr_len, 1);
+            memcpy(dsts[k] + hdr_len, rte_pktmbuf_mtod(m, void *),
+                   m->pkt_len);
+            vhost_packed_put_used(vq, ids[k], total, 1, &batch);
+            vq->last_avail = vhost_packed_advance(vq->last_avail, 1,
+                                                  vq->size, &vq->avail_wrap);
+            k++;
+        } else {
+            uint16_t before = vq->last_avail;
+            bool before_wrap = vq->avail_wrap;
+            int error = vhost_packed_enqueue_slow(dev, vq, m, &budget,
+                                                  &batch);
+
+            /* Descriptors taken, for the guesses above. */
+            k += ((vq->last_avail + (vq->avail_wrap != before_wrap
+                                     ? vq->size : 0)) - before);
+            if (error == EAGAIN) {
+                break;
+            } else if (OVS_UNLIKELY(error == EDQUOT)) {
+                for (; done < n; done++) {
+                    err->over_budget++;
+                    err->dropped_bytes += pkts[done]->pkt_len;
+                }
+                break;
+            } else if (error) {
+                if (error == EINVAL) {
+                    err->bad_desc++;
+                } else {
+                    err->too_long++;
+                }
+                err->dropped_bytes += m->pkt_len;
+                continue;
+            }
+        }
+        vhost_virtq_count(vq->stats, m->pkt_len,
+                          rte_pktmbuf_mtod(m, const uint8_t *));
+        sent++;
+    }
+    err->steps = VHOST_VIRTQ_STEP_BUDGET - budget;
+    vq->stats[VHOST_VS_good_packets] += sent;
+    vhost_packed_publish(dev, vq, &batch);
+    return done;
+}
+
+/* Takes the next 'n' packets that the guest sent on 'vq' into 'pkts',
+ * empty mbufs that the caller provides.  'n' is at most what
+ * vhost_virtq_n_avail() returned and at most VHOST_VIRTQ_MAX_BURST.
+ * Returns how many packets it put in 'pkts[0]' onwards; the caller keeps
+ * the mbufs after them.  Chains that break the rules and packets too long
+ * for an mbuf are handed back to the guest, and counted in '*err'.  If
+ * the step budget runs out, the chain at hand is handed back too and the
+ * burst ends there: the guest's later entries wait for the next call. */
+uint16_t
+vhost_virtq_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
+                    struct rte_mbuf **pkts, uint16_t n,
+                    struct vhost_virtq_errors *err)
+{
+    return (vq->packed
+            ? vhost_packed_dequeue(dev, vq, pkts, n, err)
+            : vhost_split_dequeue(dev, vq, pkts, n, err));
+}
+
+/* Gives the guest copies of up to 'n' packets of 'pkts' on 'vq' (the
+ * caller still owns them, and frees them).  Returns how many of 'pkts' it
+ * went through: the guest's ring may fill up before.  Those it could not
+ * deliver at all are counted in '*err'.  If the step budget runs out, the
+ * packet at hand and all after it are dropped (and counted): they went
+ * through too. */
+uint16_t
+vhost_virtq_enqueue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
+                    struct rte_mbuf **pkts, uint16_t n,
+                    struct vhost_virtq_errors *err)
+{
+    return (vq->packed
+            ? vhost_packed_enqueue(dev, vq, pkts, n, err)
+            : vhost_split_enqueue(dev, vq, pkts, n, err));
 }

@@ -18,7 +18,7 @@
 #ifndef NETDEV_DPDK_VHOST_VIRTQ_H
 #define NETDEV_DPDK_VHOST_VIRTQ_H 1
 
-/* Our datapath for split virtqueues.
+/* Our datapath for split and packed virtqueues.
  *
  * librte_vhost negotiates with the guest's hypervisor and maps its memory
  * and rings; for a guest on split virtqueues without offloads, dirty page
@@ -102,24 +102,44 @@ enum vhost_vring_stat {
 struct vhost_virtq_dev {
     const struct rte_vhost_memory *mem;   /* Guest memory, or NULL. */
     uint16_t hdr_len;               /* Of the virtio-net header. */
+    bool packed;                    /* VIRTIO_F_RING_PACKED. */
     bool event_idx;                 /* VIRTIO_RING_F_EVENT_IDX. */
     bool in_order;                  /* VIRTIO_F_IN_ORDER. */
     bool mrg_rxbuf;                 /* VIRTIO_NET_F_MRG_RXBUF. */
 };
 
-/* One split virtqueue. */
+/* One virtqueue, split or packed.
+ *
+ * A packed ring is one table of descriptors that the guest makes available
+ * and we hand back in place, in ring order: 'last_avail' and 'last_used'
+ * are then positions in that table (below 'size'), each with the wrap
+ * counter that the virtio specification pairs with it. */
 struct vhost_virtq {
     /* The ring: set while no burst runs on it. */
-    uint16_t size;                  /* A power of 2. */
+    bool packed;
+    uint16_t size;                  /* Split: a power of 2.  Packed: up to
+                                     * 32768. */
     uint16_t last_avail;            /* Next avail ring entry to take. */
     uint16_t last_used;             /* Next used ring entry to fill. */
-    struct vring_desc *desc;
-    struct vring_avail *avail;
-    struct vring_used *used;
+    bool avail_wrap;                /* Packed: wrap counters of */
+    bool used_wrap;                 /* 'last_avail' and 'last_used'. */
+    union {
+        struct vring_desc *desc;
+        struct vring_packed_desc *desc_packed;
+    };
+    union {
+        struct vring_avail *avail;
+        struct vring_packed_desc_event *driver_event;
+    };
+    union {
+        struct vring_used *used;
+        struct vring_packed_desc_event *device_event;
+    };
     int callfd;                     /* Interrupts the guest, or -1. */
 
     /* The datapath's own. */
     uint16_t signalled_used;        /* 'last_used' at the last interrupt. */
+    bool signalled_wrap;            /* Packed: 'used_wrap' then. */
     bool signalled_valid;
     uint32_t region;                /* Memory region of the last lookup. */
     uint64_t stats[VHOST_N_VRING_STATS];
@@ -140,17 +160,54 @@ struct vhost_virtq_errors {
                              * else -1. */
 };
 
+int vhost_virtq_n_avail_packed(const struct vhost_virtq *);
+
 /* Returns how many entries the guest made available on 'vq' that we have
  * not taken yet, or -1 if its avail index runs more than a ring ahead of
- * us (a broken guest), and stores the index in '*availp'. */
+ * us (a broken guest), and stores the index in '*availp'.
+ *
+ * On a packed ring, returns how many descriptors in a row from
+ * 'last_avail' on the guest made available, at most
+ * VHOST_VIRTQ_MAX_BURST (a packet may take several), and stores 0 in
+ * '*availp'. */
 static inline int
 vhost_virtq_n_avail(const struct vhost_virtq *vq, uint16_t *availp)
 {
-    uint16_t avail = __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
-    uint16_t n = avail - vq->last_avail;
+    uint16_t avail, n;
 
+    if (vq->packed) {
+        *availp = 0;
+        return vhost_virtq_n_avail_packed(vq);
+    }
+    avail = __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
+    n = avail - vq->last_avail;
     *availp = avail;
     return n > vq->size ? -1 : n;
+}
+
+/* The ring indexes of 'vq' as librte_vhost's rte_vhost_get_vring_base()
+ * and rte_vhost_set_vring_base() give them: on a packed ring, with the
+ * wrap counter in bit 15. */
+static inline void
+vhost_virtq_get_base(const struct vhost_virtq *vq, uint16_t *avail,
+                     uint16_t *used)
+{
+    *avail = vq->last_avail | (vq->packed && vq->avail_wrap ? 0x8000 : 0);
+    *used = vq->last_used | (vq->packed && vq->used_wrap ? 0x8000 : 0);
+}
+
+static inline void
+vhost_virtq_set_base(struct vhost_virtq *vq, uint16_t avail, uint16_t used)
+{
+    if (vq->packed) {
+        vq->last_avail = avail & 0x7fff;
+        vq->avail_wrap = avail >> 15;
+        vq->last_used = used & 0x7fff;
+        vq->used_wrap = used >> 15;
+    } else {
+        vq->last_avail = avail;
+        vq->last_used = used;
+    }
 }
 
 /* Resets the datapath's own state of 'vq' for a ring that was set anew. */

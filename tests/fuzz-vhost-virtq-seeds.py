@@ -28,13 +28,16 @@ QLOG2 = 3                       # 8 entries.
 QSIZE = 1 << QLOG2
 NEXT, WRITE, INDIRECT = 1, 2, 4
 HDR = 12
-EVENT_IDX, IN_ORDER, MRG_RXBUF, CALLFD = 1, 2, 4, 16
+EVENT_IDX, IN_ORDER, MRG_RXBUF, CALLFD, PACKED = 1, 2, 4, 16, 32
+P_AVAIL, P_USED = 1 << 7, 1 << 15   # Packed descriptor flags.
 
 
 class Seed:
     def __init__(self, regions=1, features=0, pages=(15, 15, 15),
                  gaps=(0, 0, 0)):
-        self.b = bytes([regions - 1, QLOG2, features]) + bytes(pages)
+        # A packed ring has as many descriptors as a split one here.
+        size = QSIZE - 1 if features & PACKED else QLOG2
+        self.b = bytes([regions - 1, size, features]) + bytes(pages)
         self.b += bytes(gaps) + struct.pack("<HHH", DESC, AVAIL, USED)
 
     def write(self, ofs, data):
@@ -48,6 +51,22 @@ class Seed:
         return self.write(table + 16 * i,
                           struct.pack("<QIHH", addr % 2 ** 64,
                                       length % 2 ** 32, flags, nxt))
+
+    def pdesc(self, i, addr, length, ident, flags=0, wrap=True,
+              table=DESC):
+        """Packed descriptor 'i', made available with wrap counter 'wrap'
+        (not in a table)."""
+        if table == DESC:
+            flags |= P_AVAIL if wrap else P_USED
+        return self.write(table + 16 * i,
+                          struct.pack("<QIHH", addr % 2 ** 64,
+                                      length % 2 ** 32, ident, flags))
+
+    def make_avail(self, n, broken=False):
+        """The guest makes 'n' descriptors available from the switch's
+        avail position on (packed)."""
+        self.b += struct.pack("<BH", 1, n | (0x8000 if broken else 0))
+        return self
 
     def avail(self, heads, start=0):
         for k, h in enumerate(heads):
@@ -144,6 +163,44 @@ def seeds():
                                    .dequeue()
                                    .desc(0, buf, glen).avail([0], 2)
                                    .dequeue())
+    # Packed rings: the same guests, and what only a packed ring can say
+    # wrong.
+    pk = PACKED | CALLFD
+    s["packed-good-dequeue"] = (Seed(features=pk).write(BUFS, frame(1))
+                                .pdesc(0, buf, glen, 0)
+                                .pdesc(1, buf, HDR, 1, NEXT)
+                                .pdesc(2, buf + HDR, 64, 2).dequeue())
+    s["packed-good-enqueue"] = (Seed(features=pk | MRG_RXBUF | EVENT_IDX)
+                                .pdesc(0, buf, 40, 0, WRITE)
+                                .pdesc(1, buf + 0x100, 2048, 1, WRITE)
+                                .write(AVAIL, struct.pack("<HH", 1, 2))
+                                .enqueue(2, 64))
+    s["packed-indirect"] = (Seed(features=PACKED).write(BUFS, frame(2))
+                            .pdesc(0, GPA + table, 32, 0, INDIRECT)
+                            .pdesc(0, buf, HDR, 0, table=table)
+                            .pdesc(1, buf + HDR, 64, 0, table=table)
+                            .dequeue())
+    s["packed-chain-into-unavailable"] = (Seed(features=PACKED)
+                                          .pdesc(0, buf, glen, 5, NEXT)
+                                          .dequeue())
+    long_chain = Seed(features=PACKED)
+    for i in range(QSIZE):
+        long_chain.pdesc(i, buf, 8, i, NEXT)
+    s["packed-chain-longer-than-ring"] = long_chain.dequeue().enqueue(4)
+    s["packed-both-flags"] = (Seed(features=PACKED)
+                              .pdesc(0, buf, glen, 0).make_avail(4, True)
+                              .dequeue().make_avail(8).dequeue()
+                              .make_avail(8).enqueue(8))
+    s["packed-rewrite-between-bursts"] = (Seed(features=PACKED)
+                                          .write(BUFS, frame(4))
+                                          .pdesc(0, buf, glen, 0)
+                                          .dequeue()
+                                          .pdesc(1, 64 << 20, glen, 1)
+                                          .dequeue()
+                                          .pdesc(2, buf, glen, 2, NEXT)
+                                          .pdesc(3, buf, glen, 3,
+                                                 INDIRECT)
+                                          .dequeue())
     # Rings that vhost_virtq_check() refuses: the used ring runs past the
     # end of the region.
     ring = Seed(pages=(0, 0, 0))

@@ -14,8 +14,9 @@
  * limitations under the License.
  */
 
-/* A libFuzzer target for the split-virtqueue datapath
- * (lib/netdev-dpdk-vhost-virtq.c): the input is a guest.
+/* A libFuzzer target for the virtqueue datapath
+ * (lib/netdev-dpdk-vhost-virtq.c), split and packed rings: the input is a
+ * guest.
  *
  * It lays out guest memory as the input says: one to three regions, each
  * with an inaccessible guard page on either side and nothing else mapped
@@ -34,27 +35,35 @@
  *   - the counts add up: each entry taken is a packet delivered or a drop
  *     counted in one of the error counters, and as many used entries are
  *     published as entries were taken (dequeue); every packet of an
- *     enqueue is sent, dropped and counted, or left to the caller.
+ *     enqueue is sent, dropped and counted, or left to the caller;
+ *   - on a packed ring, the used position follows the avail position
+ *     (each chain taken is handed back in place), and a dequeue takes no
+ *     more descriptors than vhost_virtq_n_avail() found.
  *
  * Input (little-endian):
  *   byte 0      number of regions - 1 (mod 3)
- *   byte 1      log2 of the ring size (mod 9)
+ *   byte 1      log2 of the ring size (mod 9); packed: the size - 1
+ *               (mod 64)
  *   byte 2      features: 1 EVENT_IDX, 2 IN_ORDER, 4 MRG_RXBUF, 8 a
  *               10-byte header (legacy) rather than 12; 16: the guest
- *               has an interrupt eventfd
+ *               has an interrupt eventfd; 32: a packed ring
  *   bytes 3-5   pages of each region - 1 (mod 16)
  *   bytes 6-8   pages between a region and the previous one (0: adjacent)
  *   bytes 9-14  offsets of the descriptor table, avail ring and used ring
+ *               (packed: descriptor ring, driver and device event areas)
  *               in the first region (16-bit, aligned down as needed)
  *   then operations, each a code byte (mod 5) and its arguments:
  *     0 write   u16 offset into guest memory (regions end to end), u8 n,
  *               n bytes
- *     1 avail   u16: the guest's avail index
+ *     1 avail   u16: the guest's avail index.  Packed: the guest makes
+ *               the low byte (mod 33) descriptors available from our
+ *               avail position on (if bit 15, with both flags set: a
+ *               broken guest)
  *     2 dequeue u8: burst size (mod 33)
  *     3 enqueue u8: burst size (mod 33), u16: packet length (mod 2049)
  *     4 fill    u16 offset, u8 n, u8 value: n descriptors of 16 bytes
  *               from offset, each (addr = GPA of the offset + 256 * i,
- *               len = value * 8, flags and next from the index)
+ *               len = value * 8, flags and next, or id, from the index)
  */
 
 #include <config.h>
@@ -192,6 +201,41 @@ check_budget(const struct vhost_virtq_errors *err)
     }
 }
 
+#define PACKED_AVAIL (1u << VRING_PACKED_DESC_F_AVAIL)
+#define PACKED_USED (1u << VRING_PACKED_DESC_F_USED)
+
+/* The guest makes 'n' descriptors of packed ring 'vq' available from our
+ * avail position on, or, if 'broken', marks them with both flags. */
+static void
+packed_make_avail(struct vhost_virtq *vq, uint16_t n, bool broken)
+{
+    uint16_t pos = vq->last_avail;
+    bool wrap = vq->avail_wrap;
+
+    for (uint16_t i = 0; i < n && i < vq->size; i++) {
+        struct vring_packed_desc *d = &vq->desc_packed[pos];
+        uint16_t flags = d->flags & ~(PACKED_AVAIL | PACKED_USED);
+
+        d->flags = flags | (broken ? PACKED_AVAIL | PACKED_USED
+                            : wrap ? PACKED_AVAIL : PACKED_USED);
+        if (++pos == vq->size) {
+            pos = 0;
+            wrap = !wrap;
+        }
+    }
+}
+
+/* Checks that the used position of packed ring 'vq' is where its avail
+ * position is: each chain taken is handed back in place. */
+static void
+packed_check_positions(const struct vhost_virtq *vq)
+{
+    if (vq->last_avail >= vq->size || vq->last_used != vq->last_avail
+        || vq->used_wrap != vq->avail_wrap) {
+        fail("packed: used and avail positions parted");
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
@@ -200,7 +244,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct input in = { data, size };
     struct vhost_virtq_dev dev;
     struct vhost_virtq vq;
-    uint8_t n_regions, features;
+    uint8_t n_regions, size_byte, features;
     uint16_t desc_ofs, avail_ofs, used_ofs;
     uint64_t gpa = 0x1000000;
     uint8_t *r0;
@@ -215,8 +259,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     n_regions = in_u8(&in) % MAX_REGIONS + 1;
     memset(&vq, 0, sizeof vq);
-    vq.size = 1u << (in_u8(&in) % 9);
+    size_byte = in_u8(&in);
     features = in_u8(&in);
+    vq.packed = features & 32;
+    vq.size = vq.packed ? size_byte % 64 + 1 : 1u << (size_byte % 9);
     mem->nregions = n_regions;
     for (int i = 0; i < MAX_REGIONS; i++) {
         uint32_t pages = in_u8(&in) % MAX_PAGES + 1;
@@ -247,12 +293,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     dev.event_idx = features & 1;
     dev.in_order = features & 2;
     dev.mrg_rxbuf = features & 4;
+    dev.packed = vq.packed;
     dev.hdr_len = (features & 8 ? sizeof(struct virtio_net_hdr)
                    : sizeof(struct virtio_net_hdr_mrg_rxbuf));
 
     r0 = region_host(0);
     desc_ofs = in_u16(&in) & ~15;
-    avail_ofs = in_u16(&in) & ~1;
+    avail_ofs = in_u16(&in) & (vq.packed ? ~3 : ~1);
     used_ofs = in_u16(&in) & ~3;
     vq.desc = (struct vring_desc *) (r0 + desc_ofs);
     vq.avail = (struct vring_avail *) (r0 + avail_ofs);
@@ -262,6 +309,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         goto out;               /* The switch would not use the ring. */
     }
     vhost_virtq_rearm(&vq);
+    vq.avail_wrap = vq.used_wrap = true;
 
     while (in.n && ops++ < 64) {
         struct vhost_virtq_errors err;
@@ -281,7 +329,38 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
             }
         } else if (op == 1) {
-            vq.avail->idx = in_u16(&in);
+            uint16_t v = in_u16(&in);
+
+            if (vq.packed) {
+                packed_make_avail(&vq, v % 256 % (VHOST_VIRTQ_MAX_BURST + 1),
+                                  v & 0x8000);
+            } else {
+                vq.avail->idx = v;
+            }
+        } else if (vq.packed && op == 2) {
+            uint16_t n = in_u8(&in) % (VHOST_VIRTQ_MAX_BURST + 1);
+            uint16_t unused, first = vq.last_avail, got;
+            bool first_wrap = vq.avail_wrap;
+            int n_avail = vhost_virtq_n_avail(&vq, &unused);
+            uint32_t taken;
+
+            reset_mbufs(0);
+            got = vhost_virtq_dequeue(&dev, &vq, pkts,
+                                      n < n_avail ? n : n_avail, &err);
+            check_budget(&err);
+            taken = (vq.last_avail + (vq.avail_wrap != first_wrap
+                                      ? vq.size : 0) - first);
+            if (got > n || got + err.bad_desc + err.too_long
+                + err.over_budget > n || taken > vq.size
+                || (n_avail && n && !taken)) {
+                fail("dequeue (packed): the counts do not add up");
+            }
+            packed_check_positions(&vq);
+            for (int i = 0; i < got; i++) {
+                if (pkts[i]->pkt_len > MBUF_ROOM) {
+                    fail("dequeue: a packet overran its mbuf");
+                }
+            }
         } else if (op == 2) {
             uint16_t n = in_u8(&in) % (VHOST_VIRTQ_MAX_BURST + 1);
             uint16_t avail_idx, first_avail = vq.last_avail;
@@ -324,13 +403,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    + err.too_long + err.over_budget != done) {
                 fail("enqueue: the counts do not add up");
             }
-            if (vq.last_used != first_used && vq.used->idx != vq.last_used) {
+            if (vq.packed) {
+                packed_check_positions(&vq);
+            } else if (vq.last_used != first_used
+                       && vq.used->idx != vq.last_used) {
                 fail("enqueue: used index not published");
             }
         } else {
             uint16_t ofs = in_u16(&in) & ~15;
             uint8_t n = in_u8(&in);
             uint8_t value = in_u8(&in);
+            uint16_t flags;
 
             for (int i = 0; i < n; i++) {
                 uint64_t desc_gpa, buf_gpa;
@@ -342,10 +425,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
                 d->addr = buf_gpa;
                 d->len = value * 8;
-                d->flags = (i % 3 == 0 ? VRING_DESC_F_WRITE
-                            : i % 3 == 1 ? VRING_DESC_F_NEXT
-                            : (value & 0x7));
-                d->next = (uint16_t) (i + 1);
+                flags = (i % 3 == 0 ? VRING_DESC_F_WRITE
+                         : i % 3 == 1 ? VRING_DESC_F_NEXT
+                         : (value & 0x7));
+                if (vq.packed) {
+                    /* Packed: id, then flags (their avail bits too). */
+                    struct vring_packed_desc *pd = (void *) d;
+
+                    pd->id = (uint16_t) (i + 1);
+                    pd->flags = flags | (value & 0x80 ? PACKED_AVAIL : 0);
+                } else {
+                    d->flags = flags;
+                    d->next = (uint16_t) (i + 1);
+                }
             }
         }
     }

@@ -14,7 +14,7 @@
  * limitations under the License.
  */
 
-/* Drives the split-virtqueue datapath (lib/netdev-dpdk-vhost-virtq.c)
+/* Drives the virtqueue datapath (lib/netdev-dpdk-vhost-virtq.c)
  * alone, as a guest would, with its rings, buffers and memory table laid
  * out in plain memory and mbufs that are plain structs: no OVS, no DPDK
  * EAL.  Each case checks exactly what the datapath read and wrote: the
@@ -801,6 +801,387 @@ test_enqueue_readonly(void)
     CHECK(frame_ok((uint8_t *) g2h(buf_gpa(1)) + HDR_LEN, 64, 2));
 }
 
+/* Packed rings.  The descriptor ring lies where the split one does, the
+ * driver's event area where the avail ring does and the device's where
+ * the used ring does.  The guest starts with wrap counters set, as a
+ * driver does. */
+
+#define P_AVAIL (1u << VRING_PACKED_DESC_F_AVAIL)
+#define P_USED (1u << VRING_PACKED_DESC_F_USED)
+
+static uint16_t g_avail, g_used;        /* The guest's positions. */
+static bool g_avail_wrap, g_used_wrap;  /* And wrap counters. */
+
+static struct vring_packed_desc *
+pdesc(int i)
+{
+    return (struct vring_packed_desc *) g2h(GPA_DESC) + i;
+}
+
+static struct vring_packed_desc_event *
+driver_event(void)
+{
+    return g2h(GPA_AVAIL);
+}
+
+/* A fresh packed ring of 'size' descriptors at position 'start' (wrap
+ * counters set), with 'hdr_len' bytes of virtio-net header. */
+static void
+setup_packed(uint16_t size, uint16_t start, uint16_t hdr_len)
+{
+    setup(0, hdr_len);
+    dev.packed = true;
+    vq.packed = true;
+    vq.size = size;
+    vq.desc_packed = pdesc(0);
+    vq.driver_event = driver_event();
+    vq.device_event = g2h(GPA_USED);
+    vq.last_avail = vq.last_used = start;
+    vq.avail_wrap = vq.used_wrap = true;
+    g_avail = g_used = start;
+    g_avail_wrap = g_used_wrap = true;
+    vhost_virtq_rearm(&vq);
+}
+
+/* The guest makes a descriptor available at its position: buffer 'addr'
+ * of 'len' bytes, id 'id', and 'flags' (NEXT, WRITE, INDIRECT).  Returns
+ * its position. */
+static uint16_t
+ppost(uint64_t addr, uint32_t len, uint16_t id, uint16_t flags)
+{
+    struct vring_packed_desc *d = pdesc(g_avail);
+    uint16_t pos = g_avail;
+
+    d->addr = addr;
+    d->len = len;
+    d->id = id;
+    d->flags = flags | (g_avail_wrap ? P_AVAIL : P_USED);
+    if (++g_avail == vq.size) {
+        g_avail = 0;
+        g_avail_wrap = !g_avail_wrap;
+    }
+    return pos;
+}
+
+/* The guest sends a header and a frame of 'len' bytes in buffer 'i',
+ * id 'i'. */
+static void
+pguest_send(int i, uint32_t len, uint8_t seed)
+{
+    uint8_t *p = g2h(buf_gpa(i));
+
+    memset(p, 0, HDR_LEN);
+    fill_frame(p + HDR_LEN, len, seed);
+    ppost(buf_gpa(i), HDR_LEN + len, i, 0);
+}
+
+/* Whether the device handed a buffer back at the guest's used position. */
+static bool
+pused_pending(void)
+{
+    uint16_t f = pdesc(g_used)->flags;
+
+    return (!!(f & P_AVAIL) == g_used_wrap && !!(f & P_USED) == g_used_wrap);
+}
+
+/* Checks that the device handed back buffer 'id', 'len' bytes written,
+ * at the guest's used position, and moves that on by 'n_descs'. */
+static void
+check_pused(uint16_t id, uint32_t len, uint16_t n_descs, int line)
+{
+    const struct vring_packed_desc *d = pdesc(g_used);
+
+    check(pused_pending(), "the entry is used", line);
+    check_eq(d->id, id, "id", "want", line);
+    check_eq(d->len, len, "len", "want", line);
+    check_eq(!!(d->flags & VRING_DESC_F_WRITE), !!len, "WRITE", "len > 0",
+             line);
+    g_used += n_descs;
+    if (g_used >= vq.size) {
+        g_used -= vq.size;
+        g_used_wrap = !g_used_wrap;
+    }
+}
+#define CHECK_PUSED(ID, LEN, N) check_pused(ID, LEN, N, __LINE__)
+
+static void
+test_packed_dequeue(void)
+{
+    struct vhost_virtq_errors err;
+    struct vring_packed_desc *table;
+    uint8_t *p;
+    uint16_t idx;
+
+    setup_packed(QSIZE, 0, HDR_LEN);
+    CHECK_EQ(vhost_virtq_n_avail(&vq, &idx), 0);
+    CHECK_EQ(dequeue(VHOST_VIRTQ_MAX_BURST, &err), 0);
+    CHECK(!pused_pending());
+
+    pguest_send(0, 60, 1);
+    pguest_send(1, 1500, 2);
+    /* A chain of two: the header alone, then the frame; its id is the
+     * last descriptor's. */
+    p = g2h(buf_gpa(2));
+    memset(p, 0, HDR_LEN);
+    fill_frame(p + 64, 100, 3);
+    ppost(buf_gpa(2), HDR_LEN, 99, VRING_DESC_F_NEXT);
+    ppost(buf_gpa(2) + 64, 100, 7, 0);
+    /* An indirect table of two: the header with 10 bytes, then 90. */
+    table = g2h(GPA_INDIRECT);
+    p = g2h(buf_gpa(3));
+    memset(p, 0, HDR_LEN);
+    fill_frame(p + HDR_LEN, 100, 4);
+    table[0] = (struct vring_packed_desc) { buf_gpa(3), HDR_LEN + 10, 0, 0 };
+    table[1] = (struct vring_packed_desc) { buf_gpa(3) + HDR_LEN + 10, 90,
+                                            0, 0 };
+    ppost(GPA_INDIRECT, 2 * sizeof *table, 5, VRING_DESC_F_INDIRECT);
+
+    CHECK_EQ(vhost_virtq_n_avail(&vq, &idx), 5);
+    CHECK_EQ(dequeue(VHOST_VIRTQ_MAX_BURST, &err), 4);
+    CHECK_EQ(err.bad_desc + err.too_long + err.over_budget, 0);
+    CHECK_EQ(pkts[0]->pkt_len, 60);
+    CHECK_EQ(pkts[1]->pkt_len, 1500);
+    CHECK_EQ(pkts[2]->pkt_len, 100);
+    CHECK_EQ(pkts[3]->pkt_len, 100);
+    CHECK(frame_ok(rte_pktmbuf_mtod(pkts[0], uint8_t *), 60, 1));
+    CHECK(frame_ok(rte_pktmbuf_mtod(pkts[1], uint8_t *), 1500, 2));
+    CHECK(frame_ok(rte_pktmbuf_mtod(pkts[2], uint8_t *), 100, 3));
+    CHECK(frame_ok(rte_pktmbuf_mtod(pkts[3], uint8_t *), 100, 4));
+
+    CHECK_PUSED(0, 0, 1);
+    CHECK_PUSED(1, 0, 1);
+    CHECK_PUSED(7, 0, 2);
+    CHECK_PUSED(5, 0, 1);
+    CHECK(!pused_pending());
+    CHECK_EQ(vq.last_avail, 5);
+    CHECK_EQ(vq.last_used, 5);
+    CHECK(vq.avail_wrap && vq.used_wrap);
+    CHECK_EQ(notifications(), 1);
+    CHECK_EQ(vq.stats[VHOST_VS_good_packets], 4);
+    CHECK_EQ(vq.stats[VHOST_VS_good_bytes], 60 + 1500 + 100 + 100);
+
+    CHECK_EQ(dequeue(VHOST_VIRTQ_MAX_BURST, &err), 0);
+    CHECK_EQ(notifications(), 0);
+}
+
+/* A ring whose size is not a power of 2, around its end twice: the wrap
+ * counters flip, and with them the flags that mean "available" and
+ * "used". */
+static void
+test_packed_wrap(void)
+{
+    struct vhost_virtq_errors err;
+    uint16_t a, u;
+
+    setup_packed(5, 3, HDR_LEN);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 4; i++) {
+            pguest_send(i, 64 + i, round * 4 + i);
+        }
+        CHECK_EQ(dequeue(VHOST_VIRTQ_MAX_BURST, &err), 4);
+        for (int i = 0; i < 4; i++) {
+            CHECK(frame_ok(rte_pktmbuf_mtod(pkts[i], uint8_t *), 64 + i,
+                           round * 4 + i));
+            CHECK_PUSED(i, 0, 1);
+        }
+        /* (A slot the device never wrote looks used to a guest whose
+         * counter is 0: what it has not made available, it never reads.) */
+        CHECK_EQ(vq.last_used, g_used);
+        CHECK_EQ(vq.used_wrap, g_used_wrap);
+        reset_mbufs();
+    }
+    /* 12 from position 3 of 5: position 0, after three wraps. */
+    CHECK_EQ(vq.last_avail, 0);
+    CHECK(!vq.avail_wrap && !vq.used_wrap);
+
+    /* librte_vhost's form: the wrap counter in bit 15. */
+    vhost_virtq_get_base(&vq, &a, &u);
+    CHECK_EQ(a, 0);
+    CHECK_EQ(u, 0);
+    vhost_virtq_set_base(&vq, 0x8002, 0x8002);
+    CHECK_EQ(vq.last_avail, 2);
+    CHECK(vq.avail_wrap && vq.used_wrap);
+    vhost_virtq_get_base(&vq, &a, &u);
+    CHECK_EQ(a, 0x8002);
+    CHECK_EQ(u, 0x8002);
+}
+
+/* Chains that break the rules are handed back empty and counted, and the
+ * packets around them still go through. */
+static void
+test_packed_hostile(void)
+{
+    struct vhost_virtq_errors err;
+    uint16_t idx;
+
+    setup_packed(QSIZE, 0, HDR_LEN);
+    pguest_send(0, 64, 1);
+    /* Outside guest memory. */
+    ppost(0xdead0000, 100, 1, 0);
+    /* An indirect table longer than the ring. */
+    ppost(GPA_INDIRECT, (QSIZE + 1) * sizeof(struct vring_packed_desc), 2,
+          VRING_DESC_F_INDIRECT);
+    /* Indirect and "next" at once. */
+    ppost(GPA_INDIRECT, sizeof(struct vring_packed_desc), 3,
+          VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT);
+    ppost(buf_gpa(4), 100, 4, 0);
+    pguest_send(5, 65, 2);
+    CHECK_EQ(dequeue(VHOST_VIRTQ_MAX_BURST, &err), 2);
+    CHECK_EQ(err.bad_desc, 3);
+    CHECK(frame_ok(rte_pktmbuf_mtod(pkts[0], uint8_t *), 64, 1));
+    CHECK(frame_ok(rte_pktmbuf_mtod(pkts[1], uint8_t *), 65, 2));
+    CHECK_PUSED(0, 0, 1);
+    CHECK_PUSED(1, 0, 1);
+    CHECK_PUSED(2, 0, 1);
+    CHECK_PUSED(4, 0, 2);
+    CHECK_PUSED(5, 0, 1);
+    CHECK(!pused_pending());
+    reset_mbufs();
+
+    /* A chain that says "next" into a descriptor the guest did not make
+     * available: handed back as far as it went, nothing more taken. */
+    ppost(buf_gpa(6), 100, 6, VRING_DESC_F_NEXT);
+    CHECK_EQ(vhost_virtq_n_avail(&vq, &idx), 1);
+    CHECK_EQ(dequeue(VHOST_VIRTQ_MAX_BURST, &err), 0);
+    CHECK_EQ(err.bad_desc, 1);
+    CHECK_PUSED(6, 0, 1);
+    CHECK(!pused_pending());
+    CHECK_EQ(vq.last_avail, g_avail);
+
+    /* A chain longer than a ring: the ring is the limit. */
+    setup_packed(QSIZE, 0, HDR_LEN);
+    for (int i = 0; i < QSIZE; i++) {
+        ppost(buf_gpa(i), 16, i, VRING_DESC_F_NEXT);
+    }
+    CHECK_EQ(dequeue(VHOST_VIRTQ_MAX_BURST, &err), 0);
+    CHECK_EQ(err.bad_desc, 1);
+    CHECK_PUSED(QSIZE - 1, 0, QSIZE);
+    CHECK(!vq.avail_wrap);
+}
+
+static void
+test_packed_enqueue(void)
+{
+    struct vhost_virtq_errors err;
+    uint8_t *p;
+
+    setup_packed(QSIZE, 0, HDR_LEN);
+    CHECK_EQ(enqueue(1, &err), 0);
+    for (int i = 0; i < 4; i++) {
+        memset(g2h(buf_gpa(i)), 0xa5, 2048);
+        ppost(buf_gpa(i), 2048, 10 + i, VRING_DESC_F_WRITE);
+    }
+    frame_mbuf(0, 64, 1);
+    frame_mbuf(1, 1500, 2);
+    /* Longer than one buffer: two, with mergeable buffers. */
+    mbufs[2].buf_len = RTE_PKTMBUF_HEADROOM + MBUF_ROOM;
+    frame_mbuf(2, 2040, 3);
+    frame_mbuf(3, 100, 4);
+    CHECK_EQ(enqueue(4, &err), 3);
+    CHECK_EQ(err.bad_desc + err.too_long, 0);
+    CHECK_PUSED(10, HDR_LEN + 64, 1);
+    CHECK_PUSED(11, HDR_LEN + 1500, 1);
+    CHECK_PUSED(12, 2048, 1);
+    CHECK_PUSED(13, HDR_LEN + 2040 - 2048, 1);
+    CHECK(!pused_pending());
+    p = g2h(buf_gpa(0));
+    CHECK_EQ(((struct virtio_net_hdr_mrg_rxbuf *) p)->num_buffers, 1);
+    CHECK(frame_ok(p + HDR_LEN, 64, 1));
+    CHECK(frame_ok((uint8_t *) g2h(buf_gpa(1)) + HDR_LEN, 1500, 2));
+    p = g2h(buf_gpa(2));
+    CHECK_EQ(((struct virtio_net_hdr_mrg_rxbuf *) p)->num_buffers, 2);
+    CHECK(frame_ok(p + HDR_LEN, 2048 - HDR_LEN, 3));
+    p = g2h(buf_gpa(3));
+    for (int i = 0; i < 2040 - (2048 - HDR_LEN); i++) {
+        CHECK_EQ(p[i], (uint8_t) (3 + 2048 - HDR_LEN + i));
+    }
+    CHECK_EQ(notifications(), 1);
+    CHECK_EQ(vq.stats[VHOST_VS_good_packets], 3);
+
+    /* The fourth packet waits for buffers; then a chain of two takes it,
+     * and a buffer without WRITE is handed back and its packet dropped. */
+    ppost(buf_gpa(4), 16, 99, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT);
+    ppost(buf_gpa(4) + 16, 1000, 14, VRING_DESC_F_WRITE);
+    ppost(buf_gpa(5), 1000, 15, 0);
+    pkts[0] = frame_mbuf(3, 100, 4);
+    pkts[1] = frame_mbuf(4, 100, 5);
+    CHECK_EQ(enqueue(2, &err), 2);
+    CHECK_EQ(err.bad_desc, 1);
+    CHECK_EQ(err.dropped_bytes, 100);
+    CHECK_PUSED(14, HDR_LEN + 100, 2);
+    CHECK_PUSED(15, 0, 1);
+    CHECK(!pused_pending());
+    CHECK(frame_ok((uint8_t *) g2h(buf_gpa(4)) + HDR_LEN, 100, 4));
+}
+
+/* The driver's event suppression: off, on, or at one position (with
+ * VIRTIO_RING_F_EVENT_IDX). */
+static void
+test_packed_notifications(void)
+{
+    struct vhost_virtq_errors err;
+
+    setup_packed(QSIZE, 0, HDR_LEN);
+    dev.event_idx = true;
+    driver_event()->flags = VRING_PACKED_EVENT_FLAG_DISABLE;
+    pguest_send(0, 64, 1);
+    CHECK_EQ(dequeue(VHOST_VIRTQ_MAX_BURST, &err), 1);
+    CHECK_EQ(notifications(), 0);
+
+    driver_event()->flags = VRING_PACKED_EVENT_FLAG_ENABLE;
+    pguest_send(1, 64, 1);
+    CHECK_EQ(dequeue(VHOST_VIRTQ_MAX_BURST, &err), 1);
+    CHECK_EQ(notifications(), 1);
+
+    /* Once we are past position 4 of this lap: not at 2 or 3 ... */
+    driver_event()->flags = VRING_PACKED_EVENT_FLAG_DESC;
+    driver_event()->off_wrap = 4 | 0x8000;
+    for (int i = 2; i < 4; i++) {
+        pguest_send(i, 64, 1);
+        CHECK_EQ(dequeue(VHOST_VIRTQ_MAX_BURST, &err), 1);
+        CHECK_EQ(notifications(), 0);
+    }
+    /* ... at 4 ... */
+    pguest_send(4, 64, 1);
+    CHECK_EQ(dequeue(VHOST_VIRTQ_MAX_BURST, &err), 1);
+    CHECK_EQ(notifications(), 1);
+    /* ... and, for position 1 of the next lap, not before it. */
+    driver_event()->off_wrap = 1;
+    for (int i = 5; i < 9; i++) {
+        pguest_send(i % QSIZE, 64, 1);
+        CHECK_EQ(dequeue(VHOST_VIRTQ_MAX_BURST, &err), 1);
+        CHECK_EQ(notifications(), 0);
+    }
+    pguest_send(1, 64, 1);
+    CHECK_EQ(dequeue(VHOST_VIRTQ_MAX_BURST, &err), 1);
+    CHECK_EQ(notifications(), 1);
+    CHECK_EQ(vq.stats[VHOST_VS_guest_notifications], 3);
+}
+
+static void
+test_packed_ring_check(void)
+{
+    setup_packed(QSIZE, 0, HDR_LEN);
+    CHECK(!vhost_virtq_check(&dev, &vq));
+    vq.size = 32768;
+    CHECK(!vhost_virtq_check(&dev, &vq));
+    vq.size = 32769;
+    CHECK(!strcmp(vhost_virtq_check(&dev, &vq), "ring size is out of range"));
+    vq.size = 0;
+    CHECK(!strcmp(vhost_virtq_check(&dev, &vq), "ring size is out of range"));
+    vq.size = 5;
+    CHECK(!vhost_virtq_check(&dev, &vq));
+    vq.driver_event = (void *) ((char *) driver_event() + 2);
+    CHECK(!strcmp(vhost_virtq_check(&dev, &vq), "ring is misaligned"));
+    vq.driver_event = (void *) (mem_b + SIZE_B);
+    CHECK(!strcmp(vhost_virtq_check(&dev, &vq),
+                  "packed ring lies outside guest memory"));
+    vq.driver_event = driver_event();
+    vq.desc_packed = (void *) (mem_a + SIZE_A - 64);
+    CHECK(!strcmp(vhost_virtq_check(&dev, &vq),
+                  "packed ring lies outside guest memory"));
+}
+
 int
 main(void)
 {
@@ -826,6 +1207,12 @@ main(void)
         TEST(ring_check),
         TEST(indirect_limits),
         TEST(enqueue_readonly),
+        TEST(packed_dequeue),
+        TEST(packed_wrap),
+        TEST(packed_hostile),
+        TEST(packed_enqueue),
+        TEST(packed_notifications),
+        TEST(packed_ring_check),
 #undef TEST
     };
     int passed = 0, failed = 0;

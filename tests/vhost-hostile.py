@@ -17,9 +17,9 @@
 
 It creates a vhost-user socket in server mode (as QEMU does with
 "server=on"), waits for the switch's dpdkvhostuserclient port to connect,
-negotiates one queue pair of split virtqueues over guest memory of its own
-(memfd regions) and then runs one CASE: it acts as a guest would, except
-for what the case breaks.  The switch is expected to loop every packet
+negotiates one queue pair of split virtqueues (or, with --packed, packed
+ones) over guest memory of its own (memfd regions) and then runs one CASE:
+it acts as a guest would, except for what the case breaks.  The switch is expected to loop every packet
 that this port sends back to it (an OpenFlow flow "in_port=PORT,
 actions=in_port"), so that good packets come back on the receive ring and
 can be counted and checked byte for byte.
@@ -72,6 +72,8 @@ PROTO_REPLY_ACK = 1 << 3
 DESC_NEXT = 1
 DESC_WRITE = 2
 DESC_INDIRECT = 4
+P_AVAIL = 1 << 7                # Packed descriptors: the driver's and
+P_USED = 1 << 15                # the device's wrap counter bits.
 
 HDR_LEN = 12                    # virtio_net_hdr_mrg_rxbuf (VERSION_1).
 QSIZE = 256
@@ -116,6 +118,14 @@ class Guest:
             m = mmap.mmap(fd, min(size, file_size))
             self.regions.append((gpa, size, fd, m))
         self.want_features = features
+        self.packed = bool(features & F_RING_PACKED)
+        # Packed rings: the guest's avail and used positions, their wrap
+        # counters, and the descriptors each outstanding buffer id took.
+        self.p_avail = [0, 0]
+        self.p_avail_wrap = [1, 1]
+        self.p_used = [0, 0]
+        self.p_used_wrap = [1, 1]
+        self.p_chain = [{}, {}]
         self.avail_idx = [0, 0]
         self.next_desc = [0, 0]
         self.used_seen = [0, 0]
@@ -168,14 +178,81 @@ class Guest:
     def used_idx(self, q):
         return self.get(self.ring(q)[2] + 2, "H")[0]
 
+    # Packed rings.
+
+    def p_post(self, q, descs, ident=None, flags_override=None):
+        """Makes the chain 'descs' ((addr, len, flags) each) available on
+        packed ring 'q' at the guest's position, its head's flags written
+        last; its buffer id is 'ident' or the head's position.  Returns
+        the id.  'flags_override' replaces the head's avail bits."""
+        desc = self.ring(q)[0]
+        head = self.p_avail[q]
+        ident = head if ident is None else ident
+        slots = []
+        for addr, length, flags in descs:
+            i = self.p_avail[q]
+            bits = P_AVAIL if self.p_avail_wrap[q] else P_USED
+            slots.append((i, addr, length, flags | bits))
+            self.p_avail[q] += 1
+            if self.p_avail[q] == QSIZE:
+                self.p_avail[q] = 0
+                self.p_avail_wrap[q] ^= 1
+        for k, (i, addr, length, flags) in reversed(list(enumerate(slots))):
+            if k == 0 and flags_override is not None:
+                flags = (flags & ~(P_AVAIL | P_USED)) | flags_override
+            self.put(desc + 16 * i, "QIH", addr & (2 ** 64 - 1),
+                     length & 0xffffffff, ident)
+            self.put(desc + 16 * i + 14, "H", flags)
+        self.p_chain[q][ident] = len(descs)
+        return ident
+
+    def p_used_elem(self, q):
+        """The buffer that the switch handed back at the guest's used
+        position of packed ring 'q' (id, len), moving on; or None."""
+        desc = self.ring(q)[0] + 16 * self.p_used[q]
+        flags = self.get(desc + 14, "H")[0]
+        w = self.p_used_wrap[q]
+        if bool(flags & P_AVAIL) != w or bool(flags & P_USED) != w:
+            return None
+        ident, length = self.get(desc + 12, "H")[0], self.get(desc + 8,
+                                                                "I")[0]
+        if ident not in self.p_chain[q]:
+            raise ProtocolError("used id %d names no buffer" % ident)
+        self.p_used[q] += self.p_chain[q].pop(ident)
+        if self.p_used[q] >= QSIZE:
+            self.p_used[q] -= QSIZE
+            self.p_used_wrap[q] ^= 1
+        return ident, length
+
+    def any_used(self, q):
+        """Whether the switch has handed back anything on 'q' ever (split)
+        or not yet seen (packed)."""
+        if self.packed:
+            desc = self.ring(q)[0] + 16 * self.p_used[q]
+            flags = self.get(desc + 14, "H")[0]
+            w = self.p_used_wrap[q]
+            return bool(flags & P_AVAIL) == w and bool(flags & P_USED) == w
+        return self.used_idx(q) != 0
+
     def used_elem(self, q, i):
         return self.get(self.ring(q)[2] + 4 + 8 * (i % QSIZE), "II")
 
     def wait_used(self, q, count, timeout=10):
         """Waits until the switch has used 'count' more entries of 'q'
         than we have seen; returns them (id, len)."""
-        want = (self.used_seen[q] + count) & 0xffff
         deadline = time.monotonic() + timeout
+        if self.packed:
+            elems = []
+            while len(elems) < count:
+                e = self.p_used_elem(q)
+                if e is not None:
+                    elems.append(e)
+                elif time.monotonic() > deadline:
+                    return None
+                else:
+                    time.sleep(0.001)
+            return elems
+        want = (self.used_seen[q] + count) & 0xffff
         while self.used_idx(q) != want:
             if time.monotonic() > deadline:
                 return None
@@ -189,6 +266,11 @@ class Guest:
         """Returns how many used entries 'q' gained beyond what we saw
         over 'seconds' (none, from a switch that must not touch it)."""
         time.sleep(seconds)
+        if self.packed:
+            n = 0
+            while self.p_used_elem(q) is not None:
+                n += 1
+            return n
         return (self.used_idx(q) - self.used_seen[q]) & 0xffff
 
     # The vhost-user connection.
@@ -275,7 +357,9 @@ class Guest:
         for q in (RX, TX):
             desc, avail, used = self.ring(q)
             self.call_ack(SET_VRING_NUM, struct.pack("<II", q, QSIZE))
-            self.call_ack(SET_VRING_BASE, struct.pack("<II", q, 0))
+            # Packed: position 0, wrap counter 1 (bit 15), as QEMU says.
+            self.call_ack(SET_VRING_BASE, struct.pack(
+                "<II", q, 0x8000 if self.packed else 0))
             self.call_ack(SET_VRING_ADDR, struct.pack(
                 "<IIQQQQ", q, 0, UADDR + desc, UADDR + used, UADDR + avail,
                 0))
@@ -314,6 +398,11 @@ class Guest:
         """Posts 'n' receive buffers, one descriptor each."""
         heads = []
         for _ in range(n):
+            if self.packed:
+                i = self.p_avail[RX]
+                heads.append(self.p_post(RX, [(RX_BUFS + i * BUF_SIZE, size,
+                                               flags)]))
+                continue
             i = self.desc_slot(RX)
             self.set_desc(RX, i, RX_BUFS + i * BUF_SIZE, size, flags)
             heads.append(i)
@@ -325,12 +414,19 @@ class Guest:
         made available at once."""
         heads = []
         for seq in seqs:
+            if self.packed:
+                i = self.p_avail[TX]
+                data = bytes(HDR_LEN) + self.frame(seq)
+                self.write(TX_BUFS + i * BUF_SIZE, data)
+                self.p_post(TX, [(TX_BUFS + i * BUF_SIZE, len(data), 0)])
+                continue
             i = self.desc_slot(TX)
             data = bytes(HDR_LEN) + self.frame(seq)
             self.write(TX_BUFS + i * BUF_SIZE, data)
             self.set_desc(TX, i, TX_BUFS + i * BUF_SIZE, len(data))
             heads.append(i)
-        self.make_avail(TX, heads)
+        if not self.packed:
+            self.make_avail(TX, heads)
 
     def rx_frames(self, count, timeout=10):
         """Waits for 'count' packets on the receive ring; returns their
@@ -447,6 +543,95 @@ def bad_tx_chains(g):
                else "FAILED used=%r" % (used,))
         seq += 2
     return len(cases)
+
+
+def packed_bad_tx_chains(g):
+    """Chains on a packed transmit ring that break a rule, each between two
+    good packets; all are handed back, the good ones loop back."""
+    scratch = SCRATCH
+    good = TX_BUFS + 200 * BUF_SIZE
+    g.write(good, bytes(HDR_LEN) + g.frame(999))
+    glen = HDR_LEN + FRAME_LEN
+
+    def table(entries):
+        nonlocal scratch
+        t = scratch
+        scratch += 0x2000
+        for k, (addr, length, flags) in enumerate(entries):
+            g.put(t + 16 * k, "QIHH", addr & (2 ** 64 - 1), length, 0, flags)
+        return t
+
+    cases = [
+        ("outside memory", [(64 << 20, glen, 0)]),
+        ("addr+len wraps", [(2 ** 64 - 16, glen, 0)]),
+        ("huge length", [(good, 0xffffffff, 0)]),
+        ("zero length", [(good, 0, 0)]),
+        ("shorter than the header", [(good, 4, 0)]),
+        # 64 descriptors taken and handed back as one chain; the 65th
+        # then heads a chain of its own (zero length here).
+        ("chain longer than 64", [[(good, 1, DESC_NEXT)] * 64,
+                                  [(good, 0, 0)]]),
+        ("indirect outside memory", [(64 << 20, 32, DESC_INDIRECT)]),
+        ("indirect length not a multiple of 16",
+         lambda: [(table([(good, glen, 0)]), 20, DESC_INDIRECT)]),
+        ("indirect nested",
+         lambda: [(table([(SCRATCH, 16, DESC_INDIRECT)]), 16,
+                   DESC_INDIRECT)]),
+        ("indirect with NEXT",
+         lambda: [(table([(good, glen, 0)]), 16,
+                   DESC_INDIRECT | DESC_NEXT), (good, glen, 0)]),
+        ("indirect larger than the ring",
+         lambda: [(table([(good, 0, 0)] * QSIZE + [(good, glen, 0)]),
+                   16 * (QSIZE + 1), DESC_INDIRECT)]),
+    ]
+    seq = 0
+    for name, descs in cases:
+        if callable(descs):
+            descs = descs()
+        chains = descs if isinstance(descs[0], list) else [descs]
+        g.post_rx(2)
+        g.tx_good([seq])
+        for chain in chains:
+            g.p_post(TX, chain)
+        g.tx_good([seq + 1])
+        used = g.wait_used(TX, 2 + len(chains))
+        frames = g.rx_frames(2)
+        ok = (used is not None and frames == [g.frame(seq), g.frame(seq + 1)]
+              and all(length == 0 for _, length in used[1:-1]))
+        report(name, "dropped, 2 good looped" if ok
+               else "FAILED used=%r" % (used,))
+        seq += 2
+
+    # A chain whose last descriptor says "next" into one the guest has not
+    # made available: handed back, and the next packet is taken from
+    # there on.
+    g.post_rx(1)
+    g.p_post(TX, [(good, glen, DESC_NEXT)])
+    used = g.wait_used(TX, 1)
+    g.tx_good([seq])
+    g.wait_used(TX, 1)
+    frames = g.rx_frames(1)
+    report("next into a descriptor not made available",
+           "dropped, 1 good looped" if used and used[0][1] == 0
+           and frames == [g.frame(seq)] else "FAILED used=%r" % (used,))
+    seq += 1
+
+    # The avail and used bits equal (both clear, in this lap): not
+    # available, so nothing is taken (the queue waits) until the guest
+    # makes it available for real.
+    g.post_rx(1)
+    i = g.p_avail[TX]
+    bits = P_AVAIL if g.p_avail_wrap[TX] else P_USED
+    g.write(TX_BUFS + i * BUF_SIZE, bytes(HDR_LEN) + g.frame(seq))
+    g.p_post(TX, [(TX_BUFS + i * BUF_SIZE, glen, 0)],
+             flags_override=0 if g.p_avail_wrap[TX] else P_AVAIL | P_USED)
+    waited = g.quiet(TX)
+    g.put(g.ring(TX)[0] + 16 * i + 14, "H", bits)
+    g.wait_used(TX, 1)
+    frames = g.rx_frames(1)
+    report("avail and used bits equal", "waited, then looped" if not waited
+           and frames == [g.frame(seq)] else "FAILED %d %r" % (waited,
+                                                              frames))
 
 
 def straddle(g):
@@ -663,8 +848,7 @@ def messages(g, count=300):
     (SET_FEATURES, SET_VRING_ENABLE, SET_VRING_CALL), each acknowledged,
     while the switch sends to us as fast as it can: neither side may wait
     for the other for good."""
-    if not g.features & F_RING_PACKED:
-        g.post_rx(QSIZE - 1)
+    g.post_rx(QSIZE - 1)
     acked = 0
     for k in range(count):
         if k % 3 == 0:
@@ -676,17 +860,17 @@ def messages(g, count=300):
                             [g.call[RX]])
         acked += ok
     report("messages acknowledged", acked)
-    if not g.features & F_RING_PACKED:
-        # The switch may not have reached our receive ring while the
-        # messages went on (a slow build): give it 10 s more.
-        deadline = time.monotonic() + 10
-        while not g.used_idx(RX) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        report("receive buffers filled", "yes" if g.used_idx(RX) else "none")
+    # The switch may not have reached our receive ring while the messages
+    # went on (a slow build): give it 10 s more.
+    deadline = time.monotonic() + 10
+    while not g.any_used(RX) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    report("receive buffers filled", "yes" if g.any_used(RX) else "none")
 
 
 CASES = {
     "bad-tx-chains": bad_tx_chains,
+    "packed-bad-tx-chains": packed_bad_tx_chains,
     "straddle": straddle,
     "avail-jump": avail_jump,
     "rx-readonly": rx_readonly,
@@ -710,8 +894,8 @@ def main():
     ap.add_argument("--count", type=int, default=200,
                     help="connections for 'connects'")
     ap.add_argument("--packed", action="store_true",
-                    help="negotiate packed virtqueues (librte_vhost's "
-                    "datapath; this frontend then only sends messages)")
+                    help="negotiate packed virtqueues (cases good, "
+                    "packed-bad-tx-chains, rx-readonly, messages)")
     ap.add_argument("--hold", metavar="FILE",
                     help="after the case, keep the connection until FILE "
                     "exists")
@@ -721,7 +905,7 @@ def main():
     late_features = 0
     regions = ((0, MEM, MEM),)
     rings_end = 2 * RING_BLOCK
-    if args.packed:
+    if args.packed or args.case.startswith("packed-"):
         features |= F_RING_PACKED
     if args.case == "zero-chains":
         features |= F_MRG_RXBUF
