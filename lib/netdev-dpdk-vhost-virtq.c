@@ -830,17 +830,26 @@ vhost_packed_flags(const struct vhost_virtq *vq, uint16_t pos)
     return __atomic_load_n(&vq->desc_packed[pos].flags, __ATOMIC_ACQUIRE);
 }
 
-/* Copies packed descriptor 'p' out of guest memory, each field once. */
+/* Copies packed descriptor 'p', whose flags were read as 'flags', out of
+ * guest memory, each field once. */
 static inline struct vring_packed_desc
-vhost_packed_desc_load(const struct vring_packed_desc *p)
+vhost_packed_desc_rest(const struct vring_packed_desc *p, uint16_t flags)
 {
     struct vring_packed_desc d;
 
     d.addr = __atomic_load_n(&p->addr, __ATOMIC_RELAXED);
     d.len = __atomic_load_n(&p->len, __ATOMIC_RELAXED);
     d.id = __atomic_load_n(&p->id, __ATOMIC_RELAXED);
-    d.flags = __atomic_load_n(&p->flags, __ATOMIC_RELAXED);
+    d.flags = flags;
     return d;
+}
+
+/* Copies packed descriptor 'p' out of guest memory, each field once. */
+static inline struct vring_packed_desc
+vhost_packed_desc_load(const struct vring_packed_desc *p)
+{
+    return vhost_packed_desc_rest(p, __atomic_load_n(&p->flags,
+                                                     __ATOMIC_RELAXED));
 }
 
 /* Returns position 'pos' of a ring of 'size' moved on by 'n' (at most
@@ -863,8 +872,18 @@ vhost_virtq_n_avail_packed(const struct vhost_virtq *vq)
     int max = MIN(vq->size, VHOST_VIRTQ_MAX_BURST);
     uint16_t pos = vq->last_avail;
     bool wrap = vq->avail_wrap;
+    bool last_wrap = wrap;
+    uint16_t last;
     int n;
 
+    /* A guest makes descriptors available in ring order: if the last one
+     * of a full burst is, so are those before it (a guest that says
+     * otherwise only makes the caller provide more mbufs than it takes),
+     * and the lines in between are left for the burst to read. */
+    last = vhost_packed_advance(pos, max - 1, vq->size, &last_wrap);
+    if (vhost_packed_avail(vhost_packed_flags(vq, last), last_wrap)) {
+        return max;
+    }
     for (n = 0; n < max; n++) {
         if (!vhost_packed_avail(vhost_packed_flags(vq, pos), wrap)) {
             break;
@@ -1100,7 +1119,7 @@ vhost_packed_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
             struct vring_packed_desc d;
             const char *src;
 
-            d = vhost_packed_desc_load(&vq->desc_packed[pos]);
+            d = vhost_packed_desc_rest(&vq->desc_packed[pos], flags);
             els[i].pos = pos;
             els[i].n_descs = 1;
             els[i].id = d.id;
@@ -1272,7 +1291,7 @@ vhost_packed_enqueue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
                          | VRING_DESC_F_WRITE)) != VRING_DESC_F_WRITE) {
             break;
         }
-        d = vhost_packed_desc_load(&vq->desc_packed[pos]);
+        d = vhost_packed_desc_rest(&vq->desc_packed[pos], flags);
         ids[n_pre] = d.id;
         caps[n_pre] = d.len;
         dsts[n_pre] = vhost_gpa_map_all(dev->mem, &vq->region, d.addr,
