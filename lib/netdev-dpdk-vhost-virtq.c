@@ -1206,7 +1206,7 @@ vhost_packed_enqueue_slow(const struct vhost_virtq_dev *dev,
     }
     while (done < total) {
         struct vhost_chain *ch = taken ? &more : &first;
-        struct vhost_packed_elem *el = &bufs[taken];
+        struct vhost_packed_elem *el;
         uint32_t ofs = 0, chunk;
 
         if (taken >= VHOST_PACKED_MAX_BUFS) {
@@ -1214,6 +1214,7 @@ vhost_packed_enqueue_slow(const struct vhost_virtq_dev *dev,
         } else if (!vhost_packed_avail(vhost_packed_flags(vq, pos), wrap)) {
             return EAGAIN;
         }
+        el = &bufs[taken];
         error = vhost_packed_measure(vq, pos, wrap, el, budget);
         if (error == EDQUOT) {
             /* Not taken: give back those before it. */
