@@ -492,7 +492,7 @@ netdev_vhost_get_stats(const struct netdev *netdev,
     stats->rx_bytes = rx.bytes;
     stats->rx_dropped = rx.dropped;
     stats->rx_errors = (rx.rx_oversize_drops + rx.rx_bad_desc_drops
-                        + rx.rx_budget_drops);
+                        + rx.rx_budget_drops + rx.rx_bad_offload_drops);
     stats->rx_length_errors = rx.rx_oversize_drops;
     stats->tx_packets = tx.packets;
     stats->tx_bytes = tx.bytes;

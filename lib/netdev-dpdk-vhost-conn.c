@@ -141,8 +141,7 @@ vhost_publish(struct netdev_vhost *dev, int vid)
 static const char vhost_not_negotiated[] = "not negotiated yet";
 
 /* Virtio features that our datapath leaves to librte_vhost: dirty page
- * logging (live migration), an IOMMU, and the offloads that a guest may
- * ask of us in the virtio-net header (VHOST_HOST_OFFLOADS). */
+ * logging (live migration) and an IOMMU. */
 static const char *
 vhost_slow_reason(uint64_t features)
 {
@@ -150,8 +149,6 @@ vhost_slow_reason(uint64_t features)
         return "dirty page logging";
     } else if (features & (1ULL << VIRTIO_F_IOMMU_PLATFORM)) {
         return "IOMMU";
-    } else if (userspace_tso_enabled() || features & VHOST_HOST_OFFLOADS) {
-        return "offloads";
     }
     return NULL;
 }
@@ -289,6 +286,8 @@ vhost_conn_refresh(struct vhost_conn *c)
 
     rte_vhost_get_negotiated_features(c->vid, &features);
     c->vdev.packed = features & (1ULL << VIRTIO_F_RING_PACKED);
+    c->vdev.host_offloads = features & (1ULL << VIRTIO_NET_F_CSUM);
+    c->vdev.guest_offloads = features & (1ULL << VIRTIO_NET_F_GUEST_CSUM);
     c->vdev.event_idx = features & (1ULL << VIRTIO_RING_F_EVENT_IDX);
     c->vdev.in_order = features & (1ULL << VIRTIO_F_IN_ORDER);
     c->vdev.mrg_rxbuf = features & (1ULL << VIRTIO_NET_F_MRG_RXBUF);

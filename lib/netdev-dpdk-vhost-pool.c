@@ -38,6 +38,7 @@
 #include "openvswitch/poll-loop.h"
 #include "openvswitch/vlog.h"
 #include "timeval.h"
+#include "userspace-tso.h"
 
 COVERAGE_DEFINE(vhost_client_mempool_create);
 COVERAGE_DEFINE(vhost_client_mempool_retire);
@@ -105,28 +106,33 @@ vhost_mbuf_init(struct rte_mempool *mp OVS_UNUSED, void *opaque OVS_UNUSED,
     dp_packet_init_dpdk(obj);
 }
 
-/* Creates a mempool of 'n_mbufs' mbufs that are dp_packets able to hold
- * a frame of 'mtu' bytes of payload, on NUMA node 'numa'. */
+/* Creates a mempool of 'n_mbufs' mbufs that are dp_packets with
+ * 'data_room' bytes each (headroom included), on NUMA node 'numa', named
+ * after 'mtu' (or "big" if it is 0). */
 static struct rte_mempool *
-vhost_mp_create(int numa, int mtu, uint32_t n_mbufs)
+vhost_mp_create__(int numa, int mtu, uint32_t n_mbufs, uint32_t data_room,
+                  uint32_t cache)
 {
     static atomic_count mp_serial = ATOMIC_COUNT_INIT(0);
     char name[RTE_MEMPOOL_NAMESIZE];
-    uint32_t data_room, priv, elt;
+    uint32_t priv, elt;
     struct rte_mempool *mp;
 
-    data_room = ROUND_UP(vhost_frame_len(mtu) + 2 * VLAN_HEADER_LEN,
-                         VHOST_BUF_ALIGN) + RTE_PKTMBUF_HEADROOM;
     /* The private area holds the rest of struct dp_packet; pad it so that
      * every element stays cache-line aligned. */
     priv = sizeof(struct dp_packet) - sizeof(struct rte_mbuf);
     elt = sizeof(struct dp_packet) + data_room;
     priv += ROUND_UP(elt, RTE_CACHE_LINE_SIZE) - elt;
 
-    snprintf(name, sizeof name, "vhc%u_n%d_m%d",
-             atomic_count_inc(&mp_serial), numa, mtu);
-    mp = rte_pktmbuf_pool_create(name, n_mbufs, VHOST_MP_CACHE, priv,
-                                 data_room, numa);
+    if (mtu) {
+        snprintf(name, sizeof name, "vhc%u_n%d_m%d",
+                 atomic_count_inc(&mp_serial), numa, mtu);
+    } else {
+        snprintf(name, sizeof name, "vhc%u_n%d_big",
+                 atomic_count_inc(&mp_serial), numa);
+    }
+    mp = rte_pktmbuf_pool_create(name, n_mbufs, cache, priv, data_room,
+                                 numa);
     if (!mp) {
         VLOG_ERR("could not create a mempool of %"PRIu32" mbufs of "
                  "%"PRIu32" bytes on NUMA node %d: %s", n_mbufs, data_room,
@@ -138,6 +144,43 @@ vhost_mp_create(int numa, int mtu, uint32_t n_mbufs)
     VLOG_INFO("mempool %s: %"PRIu32" mbufs of %"PRIu32" bytes on NUMA "
               "node %d", name, n_mbufs, data_room, numa);
     return mp;
+}
+
+/* Creates a mempool of 'n_mbufs' mbufs that are dp_packets able to hold
+ * a frame of 'mtu' bytes of payload, on NUMA node 'numa'. */
+static struct rte_mempool *
+vhost_mp_create(int numa, int mtu, uint32_t n_mbufs)
+{
+    uint32_t data_room = (ROUND_UP(vhost_frame_len(mtu)
+                                   + 2 * VLAN_HEADER_LEN, VHOST_BUF_ALIGN)
+                          + RTE_PKTMBUF_HEADROOM);
+
+    return vhost_mp_create__(numa, mtu, n_mbufs, data_room, VHOST_MP_CACHE);
+}
+
+/* Mbufs for TCP segments of up to 64 kB (an mbuf's largest), one pool per
+ * NUMA node for every port, created on first use and kept: each rx queue
+ * of a guest that leaves segmentation to us holds VHOST_VIRTQ_N_BIG spares
+ * (see struct vhost_virtq_big), and sends of such segments that are not
+ * mbufs take one (vhost_copy_to_mbuf()).  1023 of them are 64 MB. */
+#define VHOST_BIG_MBUFS 1023
+#define VHOST_BIG_CACHE 32
+static struct rte_mempool *vhost_big_mps[RTE_MAX_NUMA_NODES]
+    OVS_GUARDED_BY(vhost_mutex);
+
+struct rte_mempool *
+vhost_big_mp_get(int numa)
+    OVS_REQUIRES(vhost_mutex)
+{
+    int i = numa >= 0 && numa < RTE_MAX_NUMA_NODES ? numa : 0;
+
+    if (!vhost_big_mps[i]) {
+        /* An mbuf's largest, kept a multiple of a cache line. */
+        vhost_big_mps[i] = vhost_mp_create__(numa, 0, VHOST_BIG_MBUFS,
+                                             UINT16_MAX & ~63,
+                                             VHOST_BIG_CACHE);
+    }
+    return vhost_big_mps[i];
 }
 
 static int
@@ -250,6 +293,9 @@ vhost_mp_update(struct netdev_vhost *dev)
     int slots = vhost_mp_port_slots(dev->up.n_rxq);
     struct vhost_mp *old = dev->vmp;
 
+    if (userspace_tso_enabled() && (old || dev->req_vid >= 0)) {
+        dev->big_mp = vhost_big_mp_get(dev->numa);
+    }
     if (old && old->numa == dev->numa && old->mtu == dev->mtu
         && !old->retired && old->used - dev->mp_slots + slots <= old->slots) {
         old->used += slots - dev->mp_slots;

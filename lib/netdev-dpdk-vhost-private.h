@@ -116,7 +116,8 @@ extern struct vlog_module *VLM_netdev_dpdk_vhost_client;
     VHOST_CUSTOM_STAT(rx, rx_bad_desc_drops)        \
     VHOST_CUSTOM_STAT(tx, tx_bad_desc_drops)        \
     VHOST_CUSTOM_STAT(rx, rx_budget_drops)          \
-    VHOST_CUSTOM_STAT(tx, tx_budget_drops)
+    VHOST_CUSTOM_STAT(tx, tx_budget_drops)          \
+    VHOST_CUSTOM_STAT(rx, rx_bad_offload_drops)
 
 /* Counters of one queue.  Each is written by the one thread that polls
  * (rx) or sends on (tx) the queue; other threads only read them. */
@@ -263,6 +264,8 @@ struct netdev_vhost {
     ovsrcu_index vid;                   /* Ready device, or -1. */
     struct vhost_conn *conn;            /* Connection, or NULL. */
     struct rte_mempool *mp;             /* vmp->mp, or NULL. */
+    struct rte_mempool *big_mp;         /* With userspace TSO: mbufs for
+                                         * 64 kB segments, or NULL. */
     struct vhost_rxq_state *rxqs;       /* up.n_rxq entries. */
     struct vhost_txq_state *txqs;       /* up.n_txq entries. */
     uint32_t max_frame_len;
@@ -477,6 +480,7 @@ void vhost_stall_wait(void) OVS_REQUIRES(vhost_mutex);
 
 /* netdev-dpdk-vhost-pool.c. */
 void vhost_mp_update(struct netdev_vhost *) OVS_REQUIRES(vhost_mutex);
+struct rte_mempool *vhost_big_mp_get(int numa) OVS_REQUIRES(vhost_mutex);
 void vhost_mp_put(struct vhost_mp *, int slots) OVS_REQUIRES(vhost_mutex);
 void vhost_mp_run(void) OVS_REQUIRES(vhost_mutex);
 void vhost_mp_wait(bool receiving) OVS_REQUIRES(vhost_mutex);

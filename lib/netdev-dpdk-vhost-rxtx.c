@@ -50,6 +50,7 @@ COVERAGE_DEFINE(vhost_client_tx_bad_offload);
 COVERAGE_DEFINE(vhost_client_rx_no_mbuf);
 COVERAGE_DEFINE(vhost_client_bad_desc);
 COVERAGE_DEFINE(vhost_client_over_budget);
+COVERAGE_DEFINE(vhost_client_bad_offload);
 
 static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 20);
 
@@ -57,6 +58,7 @@ BUILD_ASSERT_DECL(NETDEV_MAX_BURST <= VHOST_VIRTQ_MAX_BURST);
 
 struct netdev_rxq_vhost {
     struct netdev_rxq up;
+    struct vhost_virtq_big big;     /* Spares for 64 kB segments. */
 };
 
 /* A guest's avail index runs more than a ring ahead of us: it is broken,
@@ -102,6 +104,19 @@ vhost_bad_desc(const struct vhost_conn *c, const struct vhost_vring *vr,
     COVERAGE_ADD(vhost_client_bad_desc, n);
     vhost_log_drops(&bad_rl, c, vr, n, "descriptors are out of bounds, "
                     "loop, or lie outside guest memory");
+}
+
+/* 'n' packets of 'vr' were dropped because their virtio-net headers asked
+ * for offloads that they do not fit. */
+static void
+vhost_bad_offload(const struct vhost_conn *c, const struct vhost_vring *vr,
+                  uint32_t n)
+{
+    static struct vlog_rate_limit ol_rl = VLOG_RATE_LIMIT_INIT(1, 5);
+
+    COVERAGE_ADD(vhost_client_bad_offload, n);
+    vhost_log_drops(&ol_rl, c, vr, n, "virtio-net headers ask for a "
+                    "checksum or segmentation that the packet does not fit");
 }
 
 /* 'n' packets of 'vr' were dropped because the guest's descriptor chains
@@ -195,7 +210,7 @@ vhost_send_slow(const struct vhost_conn *c, struct vhost_vring *vr, int vid,
 static inline uint16_t
 vhost_recv_fast(const struct vhost_conn *c, struct vhost_vring *vr,
                  struct rte_mempool *mp, struct rte_mbuf **pkts, uint16_t n,
-                 struct vhost_queue_stats *qs)
+                 struct vhost_virtq_big *big, struct vhost_queue_stats *qs)
 {
     struct vhost_virtq_errors err;
     uint16_t avail, got;
@@ -215,12 +230,16 @@ vhost_recv_fast(const struct vhost_conn *c, struct vhost_vring *vr,
         return 0;
     }
 
-    got = vhost_virtq_dequeue(&c->vdev, &vr->q, pkts, n, &err);
+    got = vhost_virtq_dequeue(&c->vdev, &vr->q, pkts, n, big, &err);
     if (OVS_UNLIKELY(got < n)) {
         rte_pktmbuf_free_bulk(&pkts[got], n - got);
         qs->rx_oversize_drops += err.too_long;
         qs->rx_bad_desc_drops += err.bad_desc;
         qs->rx_budget_drops += err.over_budget;
+        qs->rx_bad_offload_drops += err.bad_offload;
+        if (err.bad_offload) {
+            vhost_bad_offload(c, vr, err.bad_offload);
+        }
         if (err.bad_desc) {
             vhost_bad_desc(c, vr, err.bad_desc);
         }
@@ -305,8 +324,35 @@ netdev_vhost_rxq_construct(struct netdev_rxq *rxq OVS_UNUSED)
 }
 
 void
-netdev_vhost_rxq_destruct(struct netdev_rxq *rxq OVS_UNUSED)
+netdev_vhost_rxq_destruct(struct netdev_rxq *rxq)
 {
+    struct netdev_rxq_vhost *rx = CONTAINER_OF(rxq, struct netdev_rxq_vhost,
+                                               up);
+
+    for (int i = 0; i < VHOST_VIRTQ_N_BIG; i++) {
+        rte_pktmbuf_free(rx->big.m[i]);
+        rx->big.m[i] = NULL;
+    }
+    rx->big.n = 0;
+}
+
+/* Fills the spares of 'big' (see struct vhost_virtq_big) from 'big_mp',
+ * freeing the mbufs that a burst left in their place. */
+static void
+vhost_big_refill(struct vhost_virtq_big *big, struct rte_mempool *big_mp)
+{
+    big->room = (rte_pktmbuf_data_room_size(big_mp)
+                 - RTE_PKTMBUF_HEADROOM);
+    while (big->n < VHOST_VIRTQ_N_BIG) {
+        struct rte_mbuf *m = rte_pktmbuf_alloc(big_mp);
+
+        if (!m) {
+            COVERAGE_INC(vhost_client_rx_no_mbuf);
+            return;
+        }
+        rte_pktmbuf_free(big->m[big->n]);
+        big->m[big->n++] = m;
+    }
 }
 
 void
@@ -347,6 +393,8 @@ netdev_vhost_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
                       int *qfill)
 {
     struct netdev_vhost *dev = netdev_vhost_cast(rxq->netdev);
+    struct netdev_rxq_vhost *rx = CONTAINER_OF(rxq, struct netdev_rxq_vhost,
+                                               up);
     int vid = ovsrcu_index_get(&dev->vid);
     struct rte_mbuf **pkts = (struct rte_mbuf **) batch->packets;
     struct vhost_queue_stats *stats;
@@ -376,8 +424,13 @@ netdev_vhost_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
         if (OVS_LIKELY(vr->ready)) {
             int first = vhost_rarp_claim(c, dev->mp, pkts);
 
+            if (OVS_UNLIKELY(c->vdev.host_offloads) && dev->big_mp
+                && rx->big.n < VHOST_VIRTQ_N_BIG) {
+                vhost_big_refill(&rx->big, dev->big_mp);
+            }
             n = first + vhost_recv_fast(c, vr, dev->mp, pkts + first,
-                                         NETDEV_MAX_BURST - first, stats);
+                                         NETDEV_MAX_BURST - first, &rx->big,
+                                         stats);
             if (qfill && n == NETDEV_MAX_BURST && !vr->q.packed) {
                 fill = (uint16_t) (__atomic_load_n(&vr->q.avail->idx,
                                                    __ATOMIC_RELAXED)
@@ -485,7 +538,13 @@ vhost_tx_prep_offload(const struct netdev_vhost *dev, struct dp_packet *p)
         m->tso_segsz = mtu - m->l3_len - m->l4_len;
         m->ol_flags |= RTE_MBUF_F_TX_TCP_CKSUM;
         if (m->ol_flags & RTE_MBUF_F_TX_IPV4) {
-            m->ol_flags |= RTE_MBUF_F_TX_IP_CKSUM;
+            /* The virtio-net header has no IP checksum request: the
+             * segment's IP header goes to the guest whole. */
+            struct ip_header *ip = dp_packet_l3(p);
+
+            ip->ip_csum = 0;
+            ip->ip_csum = csum(ip, m->l3_len);
+            m->ol_flags &= ~RTE_MBUF_F_TX_IP_CKSUM;
         }
     }
     return true;
@@ -495,13 +554,21 @@ vhost_tx_prep_offload(const struct netdev_vhost *dev, struct dp_packet *p)
  * does not fit in one (TCP segments of up to 64 kB), with its offload
  * requests. */
 static struct rte_mbuf *
-vhost_copy_to_mbuf(struct rte_mempool *mp, const struct dp_packet *pkt)
+vhost_copy_to_mbuf(struct rte_mempool *mp, struct rte_mempool *big_mp,
+                   const struct dp_packet *pkt)
 {
     const char *data = dp_packet_data(pkt);
     uint32_t len = dp_packet_size(pkt);
     struct rte_mbuf *head = NULL, *tail = NULL;
     uint32_t done = 0;
 
+    if (big_mp && len > (rte_pktmbuf_data_room_size(mp)
+                         - RTE_PKTMBUF_HEADROOM)
+        && len <= (rte_pktmbuf_data_room_size(big_mp)
+                   - RTE_PKTMBUF_HEADROOM)) {
+        /* One mbuf, for our datapath, which takes no chains. */
+        mp = big_mp;
+    }
     do {
         struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
         uint32_t chunk;
@@ -595,7 +662,7 @@ netdev_vhost_send(struct netdev *netdev, int qid,
             m = &packet->mbuf;
         } else {
             COVERAGE_INC(vhost_client_tx_copy);
-            m = vhost_copy_to_mbuf(dev->mp, packet);
+            m = vhost_copy_to_mbuf(dev->mp, dev->big_mp, packet);
             if (m) {
                 /* Keep the queue that egress QoS looks at. */
                 CONTAINER_OF(m, struct dp_packet, mbuf)->md.skb_priority

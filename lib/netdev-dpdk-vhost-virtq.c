@@ -27,6 +27,8 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <netinet/in.h>
+#include <linux/if_ether.h>
 #include <linux/virtio_net.h>
 
 #include <rte_atomic.h>
@@ -35,6 +37,11 @@
 #include <rte_vhost.h>
 
 #include "util.h"
+
+#define VLAN_HLEN 4
+
+/* The offload requests of an mbuf that we put in a virtio-net header. */
+#define VHOST_TX_OL_MASK (RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_TCP_SEG)
 
 /* Returns the host address of the guest physical range at 'gpa', '*len'
  * bytes long, shortening '*len' to what is contiguous there, or NULL if
@@ -431,13 +438,132 @@ vhost_chain_copy(struct vhost_chain *ch, uint32_t ofs, void *buf_,
     }
 }
 
-/* Copies the packet in 'ch' (without its virtio-net header) into 'm'.
- * Returns 0, EINVAL if 'ch' is shorter than the header, or EMSGSIZE if the
- * packet does not fit in 'm'. */
-static int
-vhost_chain_to_mbuf(const struct vhost_virtq_dev *dev, struct vhost_chain *ch,
-                    struct rte_mbuf *m)
+/* Returns the ones' complement sum of the 'len' bytes at 'p', added to
+ * 'sum' (an even number of bytes before them). */
+static uint32_t
+vhost_csum_add(uint32_t sum, const uint8_t *p, uint32_t len)
 {
+    uint32_t i;
+
+    for (i = 0; i + 1 < len; i += 2) {
+        sum += (uint32_t) p[i] << 8 | p[i + 1];
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    if (i < len) {
+        sum += (uint32_t) p[i] << 8;
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    return sum;
+}
+
+/* Applies what the virtio-net header 'h' asks of the packet that 'm'
+ * holds (a copy of the guest's, so its bytes stay put while we look):
+ * sets its offload flags and header lengths as Open vSwitch takes them
+ * from librte_vhost (a partial TCP or UDP checksum right after the IP
+ * header; TCP segmentation of an IPv4 or IPv6 packet), or completes a
+ * partial checksum that lies elsewhere.  Returns 0, or EPROTO if the
+ * header asks for what the packet does not fit (a checksum past its end,
+ * segmentation of what is not TCP, a segment size of 0). */
+static int
+vhost_rx_offload(const struct virtio_net_hdr *h, struct rte_mbuf *m)
+{
+    const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *);
+    uint32_t len = m->data_len;
+    uint8_t gso = h->gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
+    bool csum = h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    uint32_t l2 = ETH_HLEN, l3 = 0, l4 = 0;
+    uint16_t type;
+    uint64_t ol = 0;
+    uint8_t proto = 0;
+
+    if (!csum && gso == VIRTIO_NET_HDR_GSO_NONE) {
+        return 0;
+    } else if (len < ETH_HLEN) {
+        return EPROTO;
+    }
+
+    /* Up to two VLAN tags, then IPv4 or IPv6 (without extension
+     * headers). */
+    type = p[12] << 8 | p[13];
+    for (int i = 0; i < 2 && (type == ETH_P_8021Q || type == ETH_P_8021AD)
+                    && l2 + VLAN_HLEN <= len; i++) {
+        type = p[l2 + 2] << 8 | p[l2 + 3];
+        l2 += VLAN_HLEN;
+    }
+    if (type == ETH_P_IP && l2 + 20 <= len
+        && (p[l2] & 0xf) * 4 >= 20 && l2 + (p[l2] & 0xf) * 4 <= len) {
+        l3 = (p[l2] & 0xf) * 4;
+        proto = p[l2 + 9];
+        ol |= RTE_MBUF_F_TX_IPV4;
+    } else if (type == ETH_P_IPV6 && l2 + 40 <= len) {
+        l3 = 40;
+        proto = p[l2 + 6];
+        ol |= RTE_MBUF_F_TX_IPV6;
+    }
+    if (proto == IPPROTO_TCP && l2 + l3 + 20 <= len) {
+        l4 = (p[l2 + l3 + 12] >> 4) * 4;
+        if (l4 < 20 || l2 + l3 + l4 > len) {
+            l4 = 0;
+        }
+    }
+
+    if (gso != VIRTIO_NET_HDR_GSO_NONE) {
+        bool v4 = ol & RTE_MBUF_F_TX_IPV4;
+
+        if (!l4 || !h->gso_size
+            || (gso != VIRTIO_NET_HDR_GSO_TCPV4
+                && gso != VIRTIO_NET_HDR_GSO_TCPV6)
+            || v4 != (gso == VIRTIO_NET_HDR_GSO_TCPV4)
+            || (csum && (h->csum_start != l2 + l3 || h->csum_offset != 16))) {
+            return EPROTO;
+        }
+        m->ol_flags |= ol | RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_TCP_CKSUM;
+        m->l2_len = l2;
+        m->l3_len = l3;
+        m->l4_len = l4;
+        m->tso_segsz = h->gso_size;
+        return 0;
+    }
+
+    /* A partial checksum, the pseudo-header's sum in its field. */
+    if ((uint32_t) h->csum_start + h->csum_offset + 2 > len) {
+        return EPROTO;
+    } else if (l3 && h->csum_start == l2 + l3
+               && ((proto == IPPROTO_TCP && l4 && h->csum_offset == 16)
+                   || (proto == IPPROTO_UDP && l2 + l3 + 8 <= len
+                       && h->csum_offset == 6))) {
+        m->ol_flags |= ol | (proto == IPPROTO_TCP ? RTE_MBUF_F_TX_TCP_CKSUM
+                                                  : RTE_MBUF_F_TX_UDP_CKSUM);
+        m->l2_len = l2;
+        m->l3_len = l3;
+    } else {
+        /* Elsewhere: complete it here. */
+        uint8_t *field = rte_pktmbuf_mtod_offset(m, uint8_t *,
+                                                 h->csum_start
+                                                 + h->csum_offset);
+        uint16_t sum;
+
+        sum = ~vhost_csum_add(0, p + h->csum_start, len - h->csum_start);
+        if (!sum && proto == IPPROTO_UDP) {
+            sum = 0xffff;
+        }
+        field[0] = sum >> 8;
+        field[1] = sum;
+    }
+    return 0;
+}
+
+/* Copies the packet in 'ch' (without its virtio-net header) into '*mp',
+ * or, if it does not fit there, into a spare mbuf of 'big' (if any), which
+ * takes the place of '*mp'; then applies the header's offload requests if
+ * 'dev' takes them.  Returns 0, EINVAL if 'ch' is shorter than the
+ * header, EMSGSIZE if the packet fits in no mbuf, ENOBUFS if it needs a
+ * spare and none is left, or EPROTO (see vhost_rx_offload()). */
+static int
+vhost_chain_to_pkt(const struct vhost_virtq_dev *dev, struct vhost_chain *ch,
+                   struct rte_mbuf **mp, struct vhost_virtq_big *big)
+{
+    struct rte_mbuf *m = *mp;
     uint32_t len;
 
     if (ch->len < dev->hdr_len) {
@@ -445,27 +571,74 @@ vhost_chain_to_mbuf(const struct vhost_virtq_dev *dev, struct vhost_chain *ch,
     }
     len = ch->len - dev->hdr_len;
     if (len > rte_pktmbuf_tailroom(m)) {
-        return EMSGSIZE;
+        if (!big || len > big->room) {
+            return EMSGSIZE;
+        } else if (big->n <= 0 || big->n > VHOST_VIRTQ_N_BIG
+                   || len > rte_pktmbuf_tailroom(big->m[big->n - 1])) {
+            return ENOBUFS;
+        }
+        big->n--;
+        *mp = big->m[big->n];
+        big->m[big->n] = m;
+        m = *mp;
     }
     vhost_chain_copy(ch, dev->hdr_len, rte_pktmbuf_mtod(m, void *), len,
                      false);
     m->data_len = m->pkt_len = len;
+    if (dev->host_offloads) {
+        struct virtio_net_hdr h;
+
+        vhost_chain_copy(ch, 0, &h, sizeof h, false);
+        return vhost_rx_offload(&h, m);
+    }
     return 0;
 }
 
-/* Copies the packet in the chain at 'head' (without its virtio-net
- * header) into 'm'.  Returns 0, EINVAL if the chain breaks the rules,
- * EDQUOT if '*budget' ran out, or EMSGSIZE if the packet does not fit in
- * 'm'. */
+/* Copies the packet in the chain at 'head' into '*mp' (see
+ * vhost_chain_to_pkt()).  Returns 0, EINVAL if the chain breaks the
+ * rules, EDQUOT if '*budget' ran out, EMSGSIZE if the packet fits in no
+ * mbuf, or EPROTO. */
 static int
 vhost_dequeue_chain(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
-                    uint16_t head, struct rte_mbuf *m, uint32_t *budget)
+                    uint16_t head, struct rte_mbuf **mp,
+                    struct vhost_virtq_big *big, uint32_t *budget)
 {
     struct vhost_chain ch;
     int error;
 
     error = vhost_chain_get(dev, vq, head, &ch, budget, false);
-    return error ? error : vhost_chain_to_mbuf(dev, &ch, m);
+    return error ? error : vhost_chain_to_pkt(dev, &ch, mp, big);
+}
+
+/* Takes a packet that the fast path copied into 'm' from the buffer at
+ * 'src' (its virtio-net header before it): applies the header's offload
+ * requests if 'dev' takes them.  Returns 0 or EPROTO. */
+static inline int
+vhost_fast_offload(const struct vhost_virtq_dev *dev, const char *src,
+                   struct rte_mbuf *m)
+{
+    struct virtio_net_hdr h;
+
+    if (OVS_LIKELY(!dev->host_offloads)) {
+        return 0;
+    }
+    memcpy(&h, src - dev->hdr_len, sizeof h);
+    return vhost_rx_offload(&h, m);
+}
+
+/* Counts in '*err' a packet that a dequeue dropped for 'error'. */
+static void
+vhost_count_rx_error(struct vhost_virtq_errors *err, int error)
+{
+    if (error == EMSGSIZE) {
+        err->too_long++;
+    } else if (error == EDQUOT) {
+        err->over_budget++;
+    } else if (error == EPROTO) {
+        err->bad_offload++;
+    } else {
+        err->bad_desc++;
+    }
 }
 
 /* Reads the 'n' heads that the guest made available on 'vq' from index
@@ -516,6 +689,7 @@ vhost_virtq_lone_buf(const struct vhost_virtq_dev *dev,
 static uint16_t
 vhost_split_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
                     struct rte_mbuf **pkts, uint16_t n,
+                    struct vhost_virtq_big *big,
                     struct vhost_virtq_errors *err)
 {
     uint16_t mask = vq->size - 1;
@@ -557,11 +731,23 @@ vhost_split_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
         if (OVS_LIKELY(srcs[i] && lens[i] <= rte_pktmbuf_tailroom(m))) {
             memcpy(rte_pktmbuf_mtod(m, void *), srcs[i], lens[i]);
             m->data_len = m->pkt_len = lens[i];
-            error = 0;
+            error = vhost_fast_offload(dev, srcs[i], m);
         } else {
-            error = vhost_dequeue_chain(dev, vq, heads[i], m, &budget);
+            error = vhost_dequeue_chain(dev, vq, heads[i], &pkts[got], big,
+                                        &budget);
+            m = pkts[got];
             if (OVS_UNLIKELY(error == EDQUOT)) {
                 n = i + 1;
+            } else if (OVS_UNLIKELY(error == ENOBUFS)) {
+                /* It waits for the next burst. */
+                if (dev->in_order && i) {
+                    u = &vq->used->ring[(uint16_t) (vq->last_used + i - 1)
+                                        & mask];
+                    u->id = heads[i - 1];
+                    u->len = 0;
+                }
+                n = i;
+                break;
             }
         }
         if (!dev->in_order || i == n - 1) {
@@ -575,12 +761,9 @@ vhost_split_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
             vhost_virtq_count(vq->stats, m->pkt_len,
                               rte_pktmbuf_mtod(m, const uint8_t *));
             got++;
-        } else if (error == EMSGSIZE) {
-            err->too_long++;
-        } else if (error == EDQUOT) {
-            err->over_budget++;
         } else {
-            err->bad_desc++;
+            m->ol_flags = 0;
+            vhost_count_rx_error(err, error);
         }
     }
     err->steps = VHOST_VIRTQ_STEP_BUDGET - budget;
@@ -591,21 +774,68 @@ vhost_split_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
     return got;
 }
 
-/* Writes the virtio-net header of a packet that took 'num_buffers'
- * receive buffers, the first of them 'first'. */
+/* Copies 'len' bytes from offset 'ofs' of packet 'm', across its
+ * segments, to offset 'ch_ofs' of 'ch'. */
+static void
+vhost_mbuf_to_chain(struct vhost_chain *ch, uint32_t ch_ofs,
+                    const struct rte_mbuf *m, uint32_t ofs, uint32_t len)
+{
+    const struct rte_mbuf *seg = m;
+
+    while (seg && ofs >= seg->data_len) {
+        ofs -= seg->data_len;
+        seg = seg->next;
+    }
+    for (; len && seg; seg = seg->next) {
+        uint32_t chunk = MIN(len, seg->data_len - ofs);
+
+        vhost_chain_copy(ch, ch_ofs,
+                         rte_pktmbuf_mtod_offset(seg, char *, ofs), chunk,
+                         true);
+        ch_ofs += chunk;
+        len -= chunk;
+        ofs = 0;
+    }
+}
+
+/* Writes the virtio-net header of packet 'm', which took 'num_buffers'
+ * receive buffers, the first of them 'first': with the checksum and
+ * segmentation requests of 'm' if the guest takes them. */
 static void
 vhost_chain_put_hdr(const struct vhost_virtq_dev *dev,
-                    struct vhost_chain *first, uint16_t num_buffers)
+                    struct vhost_chain *first, uint16_t num_buffers,
+                    const struct rte_mbuf *m)
 {
-    if (first->vecs[0].len >= dev->hdr_len) {
-        vhost_put_hdr(first->vecs[0].p, dev->hdr_len, num_buffers);
-    } else {
-        struct virtio_net_hdr_mrg_rxbuf hdr;
+    uint64_t ol = m->ol_flags & VHOST_TX_OL_MASK;
+    struct virtio_net_hdr_mrg_rxbuf hdr;
 
-        memset(&hdr, 0, sizeof hdr);
-        hdr.num_buffers = num_buffers;
-        vhost_chain_copy(first, 0, &hdr, dev->hdr_len, true);
+    if (OVS_LIKELY(!ol || !dev->guest_offloads)
+        && first->vecs[0].len >= dev->hdr_len) {
+        vhost_put_hdr(first->vecs[0].p, dev->hdr_len, num_buffers);
+        return;
     }
+    memset(&hdr, 0, sizeof hdr);
+    hdr.num_buffers = num_buffers;
+    if (ol && dev->guest_offloads) {
+        uint64_t l4 = ol & RTE_MBUF_F_TX_L4_MASK;
+
+        if (ol & RTE_MBUF_F_TX_TCP_SEG || l4 == RTE_MBUF_F_TX_TCP_CKSUM) {
+            hdr.hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+            hdr.hdr.csum_offset = 16;
+        } else if (l4 == RTE_MBUF_F_TX_UDP_CKSUM) {
+            hdr.hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+            hdr.hdr.csum_offset = 6;
+        }
+        hdr.hdr.csum_start = m->l2_len + m->l3_len;
+        if (ol & RTE_MBUF_F_TX_TCP_SEG) {
+            hdr.hdr.gso_type = (m->ol_flags & RTE_MBUF_F_TX_IPV6
+                                ? VIRTIO_NET_HDR_GSO_TCPV6
+                                : VIRTIO_NET_HDR_GSO_TCPV4);
+            hdr.hdr.gso_size = m->tso_segsz;
+            hdr.hdr.hdr_len = m->l2_len + m->l3_len + m->l4_len;
+        }
+    }
+    vhost_chain_copy(first, 0, &hdr, dev->hdr_len, true);
 }
 
 /* Puts 'm' into receive buffers of 'vq' in the general way: chains of
@@ -625,9 +855,6 @@ vhost_enqueue_slow(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
     struct vhost_chain first, more;
     uint16_t taken = 0;
 
-    if (m->nb_segs != 1) {
-        return EMSGSIZE;
-    }
     while (done < total) {
         struct vhost_chain *ch = taken ? &more : &first;
         struct vring_used_elem *u;
@@ -664,17 +891,14 @@ vhost_enqueue_slow(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
             ofs = done = dev->hdr_len;
         }
         chunk = MIN(ch->len - ofs, total - done);
-        vhost_chain_copy(ch, ofs,
-                         rte_pktmbuf_mtod_offset(m, char *,
-                                                 done - dev->hdr_len),
-                         chunk, true);
+        vhost_mbuf_to_chain(ch, ofs, m, done - dev->hdr_len, chunk);
         done += chunk;
         u = &vq->used->ring[(uint16_t) (vq->last_used + taken) & mask];
         u->id = head;
         u->len = ofs + chunk;
         taken++;
     }
-    vhost_chain_put_hdr(dev, &first, taken);
+    vhost_chain_put_hdr(dev, &first, taken, m);
     vq->last_avail += taken;
     vq->last_used += taken;
     return 0;
@@ -728,7 +952,8 @@ vhost_split_enqueue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
         uint32_t total = m->pkt_len + hdr_len;
 
         if (OVS_LIKELY(k < n_pre && dsts[k] && caps[k] >= total
-                       && m->nb_segs == 1)) {
+                       && m->nb_segs == 1
+                       && !(m->ol_flags & VHOST_TX_OL_MASK))) {
             struct vring_used_elem *u;
 
             vhost_put_hdr(dsts[k], hdr_len, 1);
@@ -1089,6 +1314,7 @@ vhost_packed_publish(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
 static uint16_t
 vhost_packed_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
                      struct rte_mbuf **pkts, uint16_t n,
+                     struct vhost_virtq_big *big,
                      struct vhost_virtq_errors *err)
 {
     struct vhost_packed_elem els[VHOST_VIRTQ_MAX_BURST];
@@ -1146,7 +1372,7 @@ vhost_packed_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
         if (OVS_LIKELY(srcs[i] && lens[i] <= rte_pktmbuf_tailroom(m))) {
             memcpy(rte_pktmbuf_mtod(m, void *), srcs[i], lens[i]);
             m->data_len = m->pkt_len = lens[i];
-            error = 0;
+            error = vhost_fast_offload(dev, srcs[i], m);
         } else if (el->bad) {
             error = EINVAL;
         } else {
@@ -1154,7 +1380,12 @@ vhost_packed_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
 
             error = vhost_packed_chain_get(dev, vq, el, &ch, &budget, false);
             if (!error) {
-                error = vhost_chain_to_mbuf(dev, &ch, m);
+                error = vhost_chain_to_pkt(dev, &ch, &pkts[got], big);
+                m = pkts[got];
+                if (OVS_UNLIKELY(error == ENOBUFS)) {
+                    /* It waits for the next burst. */
+                    break;
+                }
             } else if (OVS_UNLIKELY(error == EDQUOT)) {
                 n = i + 1;
             }
@@ -1166,12 +1397,9 @@ vhost_packed_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
             vhost_virtq_count(vq->stats, m->pkt_len,
                               rte_pktmbuf_mtod(m, const uint8_t *));
             got++;
-        } else if (error == EMSGSIZE) {
-            err->too_long++;
-        } else if (error == EDQUOT) {
-            err->over_budget++;
         } else {
-            err->bad_desc++;
+            m->ol_flags = 0;
+            vhost_count_rx_error(err, error);
         }
     }
     err->steps = VHOST_VIRTQ_STEP_BUDGET - budget;
@@ -1201,9 +1429,6 @@ vhost_packed_enqueue_slow(const struct vhost_virtq_dev *dev,
     uint16_t taken = 0;
     int error = 0;
 
-    if (m->nb_segs != 1) {
-        return EMSGSIZE;
-    }
     while (done < total) {
         struct vhost_chain *ch = taken ? &more : &first;
         struct vhost_packed_elem *el;
@@ -1237,16 +1462,13 @@ vhost_packed_enqueue_slow(const struct vhost_virtq_dev *dev,
             ofs = done = dev->hdr_len;
         }
         chunk = MIN(ch->len - ofs, total - done);
-        vhost_chain_copy(ch, ofs,
-                         rte_pktmbuf_mtod_offset(m, char *,
-                                                 done - dev->hdr_len),
-                         chunk, true);
+        vhost_mbuf_to_chain(ch, ofs, m, done - dev->hdr_len, chunk);
         done += chunk;
         lens[taken++] = ofs + chunk;
         pos = vhost_packed_advance(pos, el->n_descs, vq->size, &wrap);
     }
     if (!error) {
-        vhost_chain_put_hdr(dev, &first, taken);
+        vhost_chain_put_hdr(dev, &first, taken, m);
     }
     for (int i = 0; i < taken; i++) {
         vhost_packed_put_used(vq, bufs[i].id, error ? 0 : lens[i],
@@ -1311,7 +1533,8 @@ vhost_packed_enqueue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
         uint32_t total = m->pkt_len + hdr_len;
 
         if (OVS_LIKELY(k < n_pre && dsts[k] && caps[k] >= total
-                       && m->nb_segs == 1)) {
+                       && m->nb_segs == 1
+                       && !(m->ol_flags & VHOST_TX_OL_MASK))) {
             vhost_put_hdr(dsts[k], hdr_len, 1);
             memcpy(dsts[k] + hdr_len, rte_pktmbuf_mtod(m, void *),
                    m->pkt_len);
@@ -1357,21 +1580,26 @@ vhost_packed_enqueue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
 }
 
 /* Takes the next 'n' packets that the guest sent on 'vq' into 'pkts',
- * empty mbufs that the caller provides.  'n' is at most what
+ * empty mbufs that the caller provides, or for a packet longer than
+ * those, into a spare of 'big' (if not NULL).  'n' is at most what
  * vhost_virtq_n_avail() returned and at most VHOST_VIRTQ_MAX_BURST.
  * Returns how many packets it put in 'pkts[0]' onwards; the caller keeps
- * the mbufs after them.  Chains that break the rules and packets too long
- * for an mbuf are handed back to the guest, and counted in '*err'.  If
+ * the mbufs after them, and those in 'big'.  A guest that negotiated
+ * offloads gets its virtio-net headers applied (vhost_rx_offload()).
+ * Chains that break the rules, packets too long for an mbuf and packets
+ * whose headers ask for what they do not fit are handed back to the guest,
+ * and counted in '*err'.  If
  * the step budget runs out, the chain at hand is handed back too and the
  * burst ends there: the guest's later entries wait for the next call. */
 uint16_t
 vhost_virtq_dequeue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
                     struct rte_mbuf **pkts, uint16_t n,
+                    struct vhost_virtq_big *big,
                     struct vhost_virtq_errors *err)
 {
     return (vq->packed
-            ? vhost_packed_dequeue(dev, vq, pkts, n, err)
-            : vhost_split_dequeue(dev, vq, pkts, n, err));
+            ? vhost_packed_dequeue(dev, vq, pkts, n, big, err)
+            : vhost_split_dequeue(dev, vq, pkts, n, big, err));
 }
 
 /* Gives the guest copies of up to 'n' packets of 'pkts' on 'vq' (the

@@ -21,17 +21,19 @@
 /* Our datapath for split and packed virtqueues.
  *
  * librte_vhost negotiates with the guest's hypervisor and maps its memory
- * and rings; for a guest on split virtqueues without offloads, dirty page
- * logging or an IOMMU (what most guests use), the PMD threads then move
- * packets through the rings with the functions here rather than with
- * rte_vhost_dequeue_burst() and rte_vhost_enqueue_burst(): a burst reads
- * the avail ring once, prefetches every descriptor and then every buffer
- * before it copies, and takes no lock of librte_vhost's.
+ * and rings; for a guest without dirty page logging or an IOMMU (what
+ * most guests use), the PMD threads then move packets through the rings
+ * with the functions here rather than with rte_vhost_dequeue_burst() and
+ * rte_vhost_enqueue_burst(): a burst reads the avail ring once, prefetches
+ * every descriptor and then every buffer before it copies, and takes no
+ * lock of librte_vhost's.
  *
  * This unit owns chain walking, guest address translation, the copies, the
- * used ring and the guest's notification.  It knows nothing of ports,
- * connections or locks: its caller holds the ring's lock (one thread per
- * ring at a time) and makes sure the ring does not change meanwhile.  It
+ * used ring, the guest's notification and the virtio-net header's offload
+ * requests (checksums and TCP segmentation, both ways).  It knows nothing
+ * of ports, connections or locks: its caller holds the ring's lock (one
+ * thread per ring at a time) and makes sure the ring does not change
+ * meanwhile.  It
  * calls no function of Open vSwitch or of a running DPDK (only DPDK's
  * inline mbuf accessors, on mbufs its caller provides, and eventfd_write()
  * for notifications), so that a test program can drive it alone, with
@@ -103,6 +105,11 @@ struct vhost_virtq_dev {
     const struct rte_vhost_memory *mem;   /* Guest memory, or NULL. */
     uint16_t hdr_len;               /* Of the virtio-net header. */
     bool packed;                    /* VIRTIO_F_RING_PACKED. */
+    bool host_offloads;             /* VIRTIO_NET_F_CSUM: the guest may
+                                     * leave checksums and segmentation
+                                     * to us (its headers say). */
+    bool guest_offloads;            /* VIRTIO_NET_F_GUEST_CSUM: it takes
+                                     * them from us. */
     bool event_idx;                 /* VIRTIO_RING_F_EVENT_IDX. */
     bool in_order;                  /* VIRTIO_F_IN_ORDER. */
     bool mrg_rxbuf;                 /* VIRTIO_NET_F_MRG_RXBUF. */
@@ -145,9 +152,26 @@ struct vhost_virtq {
     uint64_t stats[VHOST_N_VRING_STATS];
 };
 
+/* Spare mbufs for packets longer than the caller's mbufs: TCP segments
+ * of up to 64 kB from a guest that leaves segmentation to us.  The caller
+ * puts them in 'm[0]' to 'm[n - 1]' before a burst, each with 'room'
+ * bytes of tailroom; a burst that needs one takes the last, puts the
+ * caller's mbuf that it replaces in its slot and decrements 'n'.  A packet
+ * that needs one when none is left ends the burst: it waits in the ring
+ * for the next. */
+#define VHOST_VIRTQ_N_BIG 8
+struct vhost_virtq_big {
+    struct rte_mbuf *m[VHOST_VIRTQ_N_BIG];
+    int n;
+    uint32_t room;
+};
+
 /* What went wrong in a burst, for the caller to count and log. */
 struct vhost_virtq_errors {
     uint32_t bad_desc;      /* Packets dropped: chains that broke a rule. */
+    uint32_t bad_offload;   /* Dequeue: packets dropped whose virtio-net
+                             * header asked for an offload that they do
+                             * not fit (see vhost_virtq_dequeue()). */
     uint32_t too_long;      /* Packets dropped: longer than an mbuf
                              * (dequeue) or than the guest's buffers
                              * (enqueue). */
@@ -168,8 +192,9 @@ int vhost_virtq_n_avail_packed(const struct vhost_virtq *);
  *
  * On a packed ring, returns how many descriptors in a row from
  * 'last_avail' on the guest made available, at most
- * VHOST_VIRTQ_MAX_BURST (a packet may take several), and stores 0 in
- * '*availp'. */
+ * VHOST_VIRTQ_MAX_BURST (a packet may take several; a guest that makes
+ * them available out of order may make it say more than there are), and
+ * stores 0 in '*availp'. */
 static inline int
 vhost_virtq_n_avail(const struct vhost_virtq *vq, uint16_t *availp)
 {
@@ -225,7 +250,8 @@ const char *vhost_virtq_check(const struct vhost_virtq_dev *,
 
 uint16_t vhost_virtq_dequeue(const struct vhost_virtq_dev *,
                              struct vhost_virtq *, struct rte_mbuf **pkts,
-                             uint16_t n, struct vhost_virtq_errors *);
+                             uint16_t n, struct vhost_virtq_big *,
+                             struct vhost_virtq_errors *);
 uint16_t vhost_virtq_enqueue(const struct vhost_virtq_dev *,
                              struct vhost_virtq *, struct rte_mbuf **pkts,
                              uint16_t n, struct vhost_virtq_errors *);

@@ -29,6 +29,7 @@ QSIZE = 1 << QLOG2
 NEXT, WRITE, INDIRECT = 1, 2, 4
 HDR = 12
 EVENT_IDX, IN_ORDER, MRG_RXBUF, CALLFD, PACKED = 1, 2, 4, 16, 32
+OFFLOADS = 64
 P_AVAIL, P_USED = 1 << 7, 1 << 15   # Packed descriptor flags.
 
 
@@ -201,6 +202,39 @@ def seeds():
                                           .pdesc(3, buf, glen, 3,
                                                  INDIRECT)
                                           .dequeue())
+    # Offloads: virtio-net headers that ask for checksums and segmentation
+    # of TCP over IPv4, fitting and not.
+    def tcp_frame(length, gso=0, gso_size=0, csum_start=34, csum_off=16,
+                  flags=1):
+        hdr = struct.pack("<BBHHHH", flags, gso, 54, gso_size, csum_start,
+                          csum_off) + bytes(2)
+        eth = bytes(12) + b"\x08\x00"
+        ip = b"\x45" + bytes(8) + b"\x06" + bytes(10)
+        tcp = bytes(12) + b"\x50" + bytes(7)
+        body = bytes((k & 0xff) for k in range(length - 54))
+        return hdr + eth + ip + tcp + body
+
+    ol = OFFLOADS | CALLFD
+    s["offload-csum"] = (Seed(features=ol).write(BUFS, tcp_frame(100))
+                         .desc(0, buf, HDR + 100).avail([0]).dequeue())
+    big_frame = tcp_frame(3000, gso=1, gso_size=1448)
+    s["offload-tso-big"] = (Seed(features=ol).write(BUFS, big_frame)
+                            .desc(0, buf, 1500, NEXT, 1)
+                            .desc(1, buf + 1500, len(big_frame) - 1500)
+                            .avail([0]).dequeue())
+    s["offload-csum-past-end"] = (Seed(features=ol)
+                                  .write(BUFS, tcp_frame(100, csum_start=90))
+                                  .desc(0, buf, HDR + 100).avail([0])
+                                  .dequeue())
+    s["offload-gso-not-tcp"] = (Seed(features=ol)
+                                .write(BUFS, tcp_frame(100, gso=3,
+                                                       gso_size=100))
+                                .desc(0, buf, HDR + 100).avail([0])
+                                .dequeue())
+    s["offload-enqueue"] = (Seed(features=ol | MRG_RXBUF)
+                            .desc(0, buf, 2048, WRITE)
+                            .desc(1, buf + 0x800, 2048, WRITE)
+                            .avail([0, 1]).enqueue(2, 0x3000 | 1500))
     # Rings that vhost_virtq_check() refuses: the used ring runs past the
     # end of the region.
     ring = Seed(pages=(0, 0, 0))

@@ -36,6 +36,9 @@
  *     counted in one of the error counters, and as many used entries are
  *     published as entries were taken (dequeue); every packet of an
  *     enqueue is sent, dropped and counted, or left to the caller;
+ *   - every mbuf is accounted for: a packet too long for its mbuf goes
+ *     into a spare (features bit 64), which takes the mbuf's place, and
+ *     no packet is longer than the mbuf that holds it;
  *   - on a packed ring, the used position follows the avail position
  *     (each chain taken is handed back in place), and a dequeue takes no
  *     more descriptors than vhost_virtq_n_avail() found.
@@ -46,7 +49,10 @@
  *               (mod 64)
  *   byte 2      features: 1 EVENT_IDX, 2 IN_ORDER, 4 MRG_RXBUF, 8 a
  *               10-byte header (legacy) rather than 12; 16: the guest
- *               has an interrupt eventfd; 32: a packed ring
+ *               has an interrupt eventfd; 32: a packed ring; 64:
+ *               offloads both ways (the guest's virtio-net headers are
+ *               applied; enqueued packets carry offload requests from
+ *               the top bits of their length)
  *   bytes 3-5   pages of each region - 1 (mod 16)
  *   bytes 6-8   pages between a region and the previous one (0: adjacent)
  *   bytes 9-14  offsets of the descriptor table, avail ring and used ring
@@ -60,7 +66,9 @@
  *               avail position on (if bit 15, with both flags set: a
  *               broken guest)
  *     2 dequeue u8: burst size (mod 33)
- *     3 enqueue u8: burst size (mod 33), u16: packet length (mod 2049)
+ *     3 enqueue u8: burst size (mod 33), u16: packet length (mod 2049);
+ *               with offloads, its bits 12 to 15 ask for a TCP checksum,
+ *               segmentation, IPv6 and (instead of TCP) UDP
  *     4 fill    u16 offset, u8 n, u8 value: n descriptors of 16 bytes
  *               from offset, each (addr = GPA of the offset + 256 * i,
  *               len = value * 8, flags and next, or id, from the index)
@@ -94,6 +102,13 @@ static struct rte_vhost_memory *mem;
 static struct rte_mbuf mbufs[VHOST_VIRTQ_MAX_BURST];
 static struct rte_mbuf *pkts[VHOST_VIRTQ_MAX_BURST];
 static uint8_t *mbuf_data[VHOST_VIRTQ_MAX_BURST];
+
+/* Spares for packets longer than MBUF_ROOM. */
+#define BIG_ROOM 16384
+#define N_BIG 2
+static struct rte_mbuf big_mbufs[N_BIG];
+static uint8_t *big_data[N_BIG];
+static struct vhost_virtq_big big;
 
 struct input {
     const uint8_t *p;
@@ -152,6 +167,55 @@ setup_once(void)
                  + MAX_REGIONS * sizeof(struct rte_vhost_mem_region));
     for (int i = 0; i < VHOST_VIRTQ_MAX_BURST; i++) {
         mbuf_data[i] = aligned_alloc(64, RTE_PKTMBUF_HEADROOM + MBUF_ROOM);
+    }
+    for (int i = 0; i < N_BIG; i++) {
+        big_data[i] = aligned_alloc(64, RTE_PKTMBUF_HEADROOM + BIG_ROOM);
+    }
+}
+
+/* Gives the next dequeue N_BIG spares. */
+static void
+reset_big(void)
+{
+    memset(&big, 0, sizeof big);
+    for (int i = 0; i < N_BIG; i++) {
+        struct rte_mbuf *m = &big_mbufs[i];
+
+        memset(m, 0, sizeof *m);
+        m->buf_addr = big_data[i];
+        m->buf_len = RTE_PKTMBUF_HEADROOM + BIG_ROOM;
+        m->data_off = RTE_PKTMBUF_HEADROOM;
+        m->nb_segs = 1;
+        big.m[big.n++] = m;
+    }
+    big.room = BIG_ROOM;
+}
+
+/* Checks that the 'got' packets of a dequeue fit their mbufs and that
+ * every mbuf is in 'pkts' or in 'big'. */
+static void
+check_mbufs(uint16_t got)
+{
+    int seen = 0;
+
+    for (int i = 0; i < got; i++) {
+        if (pkts[i]->data_len != pkts[i]->pkt_len
+            || pkts[i]->pkt_len > pkts[i]->buf_len - pkts[i]->data_off) {
+            fail("dequeue: a packet overran its mbuf");
+        }
+    }
+    for (int i = 0; i < VHOST_VIRTQ_MAX_BURST; i++) {
+        seen += pkts[i] >= big_mbufs && pkts[i] < big_mbufs + N_BIG;
+    }
+    for (int i = 0; i < N_BIG; i++) {
+        if (i < big.n && !(big.m[i] >= big_mbufs
+                           && big.m[i] < big_mbufs + N_BIG)) {
+            fail("dequeue: a spare is not one");
+        }
+        seen += i < big.n;
+    }
+    if (big.n < 0 || seen != N_BIG) {
+        fail("dequeue: an mbuf went missing");
     }
 }
 
@@ -294,6 +358,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     dev.in_order = features & 2;
     dev.mrg_rxbuf = features & 4;
     dev.packed = vq.packed;
+    dev.host_offloads = dev.guest_offloads = features & 64;
     dev.hdr_len = (features & 8 ? sizeof(struct virtio_net_hdr)
                    : sizeof(struct virtio_net_hdr_mrg_rxbuf));
 
@@ -342,25 +407,27 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             uint16_t unused, first = vq.last_avail, got;
             bool first_wrap = vq.avail_wrap;
             int n_avail = vhost_virtq_n_avail(&vq, &unused);
+            uint16_t flags = vq.desc_packed[first].flags;
+            /* The first descriptor is available: the burst takes it
+             * (vhost_virtq_n_avail() may say more than there is). */
+            bool first_ok = (!!(flags & PACKED_AVAIL) == first_wrap
+                             && !!(flags & PACKED_USED) != first_wrap);
             uint32_t taken;
 
             reset_mbufs(0);
+            reset_big();
             got = vhost_virtq_dequeue(&dev, &vq, pkts,
-                                      n < n_avail ? n : n_avail, &err);
+                                      n < n_avail ? n : n_avail, &big, &err);
             check_budget(&err);
             taken = (vq.last_avail + (vq.avail_wrap != first_wrap
                                       ? vq.size : 0) - first);
             if (got > n || got + err.bad_desc + err.too_long
-                + err.over_budget > n || taken > vq.size
-                || (n_avail && n && !taken)) {
+                + err.over_budget + err.bad_offload > n || taken > vq.size
+                || (first_ok && n_avail && n && !taken)) {
                 fail("dequeue (packed): the counts do not add up");
             }
             packed_check_positions(&vq);
-            for (int i = 0; i < got; i++) {
-                if (pkts[i]->pkt_len > MBUF_ROOM) {
-                    fail("dequeue: a packet overran its mbuf");
-                }
-            }
+            check_mbufs(got);
         } else if (op == 2) {
             uint16_t n = in_u8(&in) % (VHOST_VIRTQ_MAX_BURST + 1);
             uint16_t avail_idx, first_avail = vq.last_avail;
@@ -372,30 +439,46 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 continue;
             }
             reset_mbufs(0);
+            reset_big();
             got = vhost_virtq_dequeue(&dev, &vq, pkts,
-                                      n < n_avail ? n : n_avail, &err);
+                                      n < n_avail ? n : n_avail, &big, &err);
             check_budget(&err);
             taken = vq.last_avail - first_avail;
             if (taken > n || got + err.bad_desc + err.too_long
-                + err.over_budget != taken) {
+                + err.over_budget + err.bad_offload != taken) {
                 fail("dequeue: the counts do not add up");
             }
             if ((uint16_t) (vq.last_used - first_used) != taken
                 || (taken && vq.used->idx != vq.last_used)) {
                 fail("dequeue: used entries do not match those taken");
             }
-            for (int i = 0; i < got; i++) {
-                if (pkts[i]->pkt_len > MBUF_ROOM) {
-                    fail("dequeue: a packet overran its mbuf");
-                }
-            }
+            check_mbufs(got);
         } else if (op == 3) {
             uint16_t n = in_u8(&in) % (VHOST_VIRTQ_MAX_BURST + 1);
-            uint16_t len = in_u16(&in) % (MBUF_ROOM + 1);
+            uint16_t raw = in_u16(&in);
+            uint16_t len = raw % (MBUF_ROOM + 1);
             uint64_t good = vq.stats[VHOST_VS_good_packets];
             uint16_t first_used = vq.last_used, done;
 
             reset_mbufs(len);
+            if (features & 64) {
+                for (int i = 0; i < VHOST_VIRTQ_MAX_BURST; i++) {
+                    struct rte_mbuf *m = pkts[i];
+
+                    m->ol_flags = ((raw & 0x1000 ? RTE_MBUF_F_TX_TCP_CKSUM
+                                    : 0)
+                                   | (raw & 0x2000 ? RTE_MBUF_F_TX_TCP_SEG
+                                      : 0)
+                                   | (raw & 0x4000 ? RTE_MBUF_F_TX_IPV6
+                                      : RTE_MBUF_F_TX_IPV4)
+                                   | (raw & 0x8000 ? RTE_MBUF_F_TX_UDP_CKSUM
+                                      : 0));
+                    m->l2_len = 14;
+                    m->l3_len = raw & 0x4000 ? 40 : 20;
+                    m->l4_len = 20;
+                    m->tso_segsz = len / 3;
+                }
+            }
             done = vhost_virtq_enqueue(&dev, &vq, pkts, n, &err);
             check_budget(&err);
             if (done > n

@@ -66,6 +66,10 @@ static struct vhost_virtq vq;
 static int callfd;
 
 static struct rte_mbuf mbufs[VHOST_VIRTQ_MAX_BURST];
+static struct rte_mbuf big_mbuf;        /* A spare for 4 kB packets. */
+static uint8_t *big_data;
+#define BIG_ROOM 4096
+static struct vhost_virtq_big big;
 static struct rte_mbuf *pkts[VHOST_VIRTQ_MAX_BURST];
 static uint8_t *mbuf_data[VHOST_VIRTQ_MAX_BURST];
 
@@ -226,6 +230,13 @@ setup(uint16_t start, uint16_t hdr_len)
     dev.hdr_len = hdr_len;
     dev.mrg_rxbuf = hdr_len == sizeof(struct virtio_net_hdr_mrg_rxbuf);
 
+    memset(&big, 0, sizeof big);
+    memset(&big_mbuf, 0, sizeof big_mbuf);
+    big_mbuf.buf_addr = big_data;
+    big_mbuf.buf_len = RTE_PKTMBUF_HEADROOM + BIG_ROOM;
+    big_mbuf.data_off = RTE_PKTMBUF_HEADROOM;
+    big_mbuf.nb_segs = 1;
+
     memset(&vq, 0, sizeof vq);
     vq.size = QSIZE;
     vq.desc = desc(0);
@@ -273,6 +284,7 @@ dequeue(uint16_t n, struct vhost_virtq_errors *err)
         return 0;
     }
     return vhost_virtq_dequeue(&dev, &vq, pkts, n < n_avail ? n : n_avail,
+                               &big,
                                err);
 }
 
@@ -1182,6 +1194,200 @@ test_packed_ring_check(void)
                   "packed ring lies outside guest memory"));
 }
 
+/* Offloads. */
+
+/* Writes at 'p' an Ethernet, IPv4 (or, if 'v6', IPv6) and TCP (or, if
+ * 'udp', UDP) frame of 'len' bytes, its payload from fill_frame(). */
+static void
+make_l4_frame(uint8_t *p, uint32_t len, bool v6, bool udp)
+{
+    uint32_t l3 = v6 ? 40 : 20;
+
+    fill_frame(p, len, 7);
+    p[12] = v6 ? 0x86 : 0x08;
+    p[13] = v6 ? 0xdd : 0x00;
+    if (v6) {
+        p[14] = 0x60;
+        p[14 + 6] = udp ? 17 : 6;
+    } else {
+        p[14] = 0x45;
+        p[14 + 9] = udp ? 17 : 6;
+    }
+    if (!udp) {
+        p[14 + l3 + 12] = 5 << 4;       /* A 20-byte TCP header. */
+    }
+}
+
+/* The guest sends a frame made by make_l4_frame() in buffer 'i' with
+ * virtio-net header 'h'. */
+static void
+guest_send_hdr(int i, uint32_t len, const struct virtio_net_hdr *h, bool v6,
+               bool udp)
+{
+    uint8_t *p = g2h(buf_gpa(i));
+
+    memset(p, 0, HDR_LEN);
+    memcpy(p, h, sizeof *h);
+    make_l4_frame(p + HDR_LEN, len, v6, udp);
+    set_desc(desc(i), buf_gpa(i), HDR_LEN + len, 0, 0);
+    post(i);
+}
+
+static void
+test_offload_dequeue(void)
+{
+    struct virtio_net_hdr h;
+    struct vhost_virtq_errors err;
+    uint8_t *p;
+
+    setup(0, HDR_LEN);
+    dev.host_offloads = true;
+    big.m[0] = &big_mbuf;
+    big.n = 1;
+    big.room = BIG_ROOM;
+
+    /* 0: a partial TCP checksum over IPv4.  1: a 3000-byte TCP segment
+     * over IPv6 (into the spare).  2: a checksum past the end.  3:
+     * segmentation of UDP.  4: a partial checksum elsewhere than TCP or
+     * UDP (completed here).  5: no request. */
+    memset(&h, 0, sizeof h);
+    h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    h.csum_start = 34;
+    h.csum_offset = 16;
+    guest_send_hdr(0, 100, &h, false, false);
+    h.csum_start = 54;
+    h.gso_type = VIRTIO_NET_HDR_GSO_TCPV6;
+    h.gso_size = 1440;
+    guest_send_hdr(1, 3000, &h, true, false);
+    memset(&h, 0, sizeof h);
+    h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    h.csum_start = 90;
+    h.csum_offset = 16;
+    guest_send_hdr(2, 100, &h, false, false);
+    memset(&h, 0, sizeof h);
+    h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+    h.gso_size = 1000;
+    guest_send_hdr(3, 100, &h, false, true);
+    memset(&h, 0, sizeof h);
+    h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    h.csum_start = 14;
+    h.csum_offset = 4;
+    guest_send_hdr(4, 60, &h, false, false);
+    p = g2h(buf_gpa(4)) + HDR_LEN;
+    p[12] = 0x88;               /* Not IP. */
+    p[13] = 0xb5;
+    p[18] = p[19] = 0;
+    memset(&h, 0, sizeof h);
+    guest_send_hdr(5, 100, &h, false, false);
+
+    CHECK_EQ(dequeue(VHOST_VIRTQ_MAX_BURST, &err), 4);
+    CHECK_EQ(err.bad_offload, 2);
+    CHECK_EQ(err.bad_desc + err.too_long, 0);
+    CHECK_EQ(used()->idx, 6);
+
+    CHECK_EQ(pkts[0]->ol_flags, RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_TCP_CKSUM);
+    CHECK_EQ(pkts[0]->l2_len, 14);
+    CHECK_EQ(pkts[0]->l3_len, 20);
+
+    CHECK(pkts[1] == &big_mbuf);
+    CHECK_EQ(big.n, 0);
+    CHECK(big.m[0] == &mbufs[1]);
+    CHECK_EQ(pkts[1]->pkt_len, 3000);
+    CHECK_EQ(pkts[1]->ol_flags, (RTE_MBUF_F_TX_IPV6 | RTE_MBUF_F_TX_TCP_SEG
+                                 | RTE_MBUF_F_TX_TCP_CKSUM));
+    CHECK_EQ(pkts[1]->l3_len, 40);
+    CHECK_EQ(pkts[1]->l4_len, 20);
+    CHECK_EQ(pkts[1]->tso_segsz, 1440);
+
+    /* The sum over bytes 14..59, the field holding its start value (0
+     * here), is 0xffff minus what the field now holds. */
+    p = rte_pktmbuf_mtod(pkts[2], uint8_t *);
+    CHECK_EQ(pkts[2]->ol_flags, 0);
+    {
+        uint32_t sum = 0;
+
+        for (int i = 14; i + 1 < 60; i += 2) {
+            sum += p[i] << 8 | p[i + 1];
+        }
+        while (sum >> 16) {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        CHECK_EQ(sum, 0xffff);
+    }
+    CHECK_EQ(pkts[3]->ol_flags, 0);
+    CHECK_EQ(pkts[3]->pkt_len, 100);
+}
+
+static void
+test_offload_enqueue(void)
+{
+    struct virtio_net_hdr_mrg_rxbuf *h;
+    struct vhost_virtq_errors err;
+    struct rte_mbuf *m;
+
+    setup(0, HDR_LEN);
+    dev.guest_offloads = true;
+    guest_post_rx(0, 2048);
+    guest_post_rx(1, 2048);
+    guest_post_rx(2, 2048);
+
+    /* A TCP segment over IPv4, in two mbufs of 1000 and 500 bytes. */
+    m = frame_mbuf(0, 1500, 1);
+    make_l4_frame(rte_pktmbuf_mtod(m, uint8_t *), 1500, false, false);
+    m->data_len = 1000;
+    m->nb_segs = 2;
+    m->next = frame_mbuf(1, 500, 0);
+    memcpy(rte_pktmbuf_mtod(m->next, uint8_t *),
+           rte_pktmbuf_mtod(m, uint8_t *) + 1000, 500);
+    m->ol_flags = (RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_TCP_SEG
+                   | RTE_MBUF_F_TX_TCP_CKSUM);
+    m->l2_len = 14;
+    m->l3_len = 20;
+    m->l4_len = 20;
+    m->tso_segsz = 700;
+    pkts[0] = m;
+    /* A partial UDP checksum. */
+    m = frame_mbuf(2, 200, 2);
+    make_l4_frame(rte_pktmbuf_mtod(m, uint8_t *), 200, true, true);
+    m->ol_flags = RTE_MBUF_F_TX_IPV6 | RTE_MBUF_F_TX_UDP_CKSUM;
+    m->l2_len = 14;
+    m->l3_len = 40;
+    pkts[1] = m;
+    /* Nothing asked. */
+    pkts[2] = frame_mbuf(3, 64, 3);
+
+    CHECK_EQ(enqueue(3, &err), 3);
+    CHECK_EQ(err.bad_desc + err.too_long, 0);
+    CHECK_EQ(used()->idx, 3);
+    CHECK_EQ(used()->ring[0].len, HDR_LEN + 1500);
+
+    h = g2h(buf_gpa(0));
+    CHECK_EQ(h->hdr.flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+    CHECK_EQ(h->hdr.gso_type, VIRTIO_NET_HDR_GSO_TCPV4);
+    CHECK_EQ(h->hdr.gso_size, 700);
+    CHECK_EQ(h->hdr.hdr_len, 54);
+    CHECK_EQ(h->hdr.csum_start, 34);
+    CHECK_EQ(h->hdr.csum_offset, 16);
+    CHECK_EQ(h->num_buffers, 1);
+    {
+        uint8_t want[1500];
+
+        make_l4_frame(want, 1500, false, false);
+        CHECK(!memcmp((uint8_t *) h + HDR_LEN, want, 1500));
+    }
+
+    h = g2h(buf_gpa(1));
+    CHECK_EQ(h->hdr.flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+    CHECK_EQ(h->hdr.gso_type, VIRTIO_NET_HDR_GSO_NONE);
+    CHECK_EQ(h->hdr.csum_start, 54);
+    CHECK_EQ(h->hdr.csum_offset, 6);
+
+    h = g2h(buf_gpa(2));
+    CHECK_EQ(h->hdr.flags, 0);
+    CHECK_EQ(h->hdr.gso_type, 0);
+    CHECK_EQ(h->num_buffers, 1);
+}
+
 int
 main(void)
 {
@@ -1213,6 +1419,8 @@ main(void)
         TEST(packed_enqueue),
         TEST(packed_notifications),
         TEST(packed_ring_check),
+        TEST(offload_dequeue),
+        TEST(offload_enqueue),
 #undef TEST
     };
     int passed = 0, failed = 0;
@@ -1234,6 +1442,7 @@ main(void)
     mem->regions[1].guest_phys_addr = GPA_B;
     mem->regions[1].host_user_addr = (uintptr_t) mem_b;
     mem->regions[1].size = SIZE_B;
+    big_data = aligned_alloc(64, RTE_PKTMBUF_HEADROOM + BIG_ROOM);
     for (int i = 0; i < VHOST_VIRTQ_MAX_BURST; i++) {
         mbuf_data[i] = aligned_alloc(64, RTE_PKTMBUF_HEADROOM + MBUF_ROOM);
         if (!mbuf_data[i]) {
@@ -1257,6 +1466,7 @@ main(void)
     for (int i = 0; i < VHOST_VIRTQ_MAX_BURST; i++) {
         free(mbuf_data[i]);
     }
+    free(big_data);
     free(mem);
     free(mem_b);
     free(mem_a);

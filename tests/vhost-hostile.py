@@ -61,6 +61,11 @@ VERSION = 0x1
 REPLY = 0x4
 NEED_REPLY = 0x8
 
+F_CSUM = 1 << 0
+F_GUEST_CSUM = 1 << 1
+F_GUEST_TSO4 = 1 << 7
+F_GUEST_TSO6 = 1 << 8
+F_HOST_TSO4 = 1 << 11
 F_MRG_RXBUF = 1 << 15
 F_INDIRECT = 1 << 28
 F_EVENT_IDX = 1 << 29
@@ -126,6 +131,7 @@ class Guest:
         self.p_used = [0, 0]
         self.p_used_wrap = [1, 1]
         self.p_chain = [{}, {}]
+        self.rx_addr = {}           # Receive buffers not at RX_BUFS.
         self.avail_idx = [0, 0]
         self.next_desc = [0, 0]
         self.used_seen = [0, 0]
@@ -409,6 +415,14 @@ class Guest:
             self.make_avail(RX, [i])
         return heads
 
+    def post_rx_at(self, addr, size):
+        """Posts one receive buffer of 'size' bytes at 'addr' (split)."""
+        i = self.desc_slot(RX)
+        self.set_desc(RX, i, addr, size, DESC_WRITE)
+        self.rx_addr[i] = addr
+        self.make_avail(RX, [i])
+        return i
+
     def tx_good(self, seqs):
         """Sends well-formed packets 'seqs' (one descriptor each), all
         made available at once."""
@@ -438,7 +452,8 @@ class Guest:
         for i, length in elems:
             if i >= QSIZE or length < HDR_LEN or length > BUF_SIZE:
                 raise ProtocolError("used entry %d len %d" % (i, length))
-            data = self.read(RX_BUFS + i * BUF_SIZE, length)
+            data = self.read(self.rx_addr.pop(i, RX_BUFS + i * BUF_SIZE),
+                             length)
             frames.append(data[HDR_LEN:])
         return frames
 
@@ -632,6 +647,103 @@ def packed_bad_tx_chains(g):
     report("avail and used bits equal", "waited, then looped" if not waited
            and frames == [g.frame(seq)] else "FAILED %d %r" % (waited,
                                                               frames))
+
+
+def ip4_tcp_frame(seq, payload_len, proto=6):
+    """An Ethernet, IPv4 (checksum right) and TCP (or, if 'proto' is 17,
+    8-byte UDP) frame: our MACs, a payload from 'seq'."""
+    l4_len = 20 if proto == 6 else 8
+    total = 20 + l4_len + payload_len
+    ip = bytearray(struct.pack(">BBHHHBBH4s4s", 0x45, 0, total, seq & 0xffff,
+                               0, 64, proto, 0, bytes([10, 0, 0, 1]),
+                               bytes([10, 0, 0, 2])))
+    s = sum(struct.unpack(">10H", bytes(ip)))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    ip[10:12] = struct.pack(">H", ~s & 0xffff)
+    if proto == 6:
+        l4 = struct.pack(">HHIIBBHHH", 1000, 2000, seq, 0, 5 << 4, 0x18,
+                         65535, 0x1234, 0)
+    else:
+        l4 = struct.pack(">HHHH", 1000, 2000, 8 + payload_len, 0x1234)
+    body = bytes((seq + k) & 0xff for k in range(payload_len))
+    eth = bytes.fromhex("02000000000b" "02000000000a" "0800")
+    return eth + bytes(ip) + l4 + body
+
+
+def offload_headers(g):
+    """Virtio-net headers that ask the switch for checksums and
+    segmentation (the port has userspace TSO on and the guest negotiated
+    offloads both ways): a partial checksum and a 3000-byte TCP segment
+    loop back whole, with headers that say so; headers that ask for what
+    their packet does not fit are dropped, each between two good
+    packets."""
+    def hdr(flags=0, gso=0, hdr_len=0, gso_size=0, start=0, offset=0):
+        return struct.pack("<BBHHHHH", flags, gso, hdr_len, gso_size, start,
+                           offset, 0)
+
+    def send(h, frame):
+        i = g.desc_slot(TX)
+        data = h + frame
+        g.write(TX_BUFS + i * BUF_SIZE, data)
+        g.set_desc(TX, i, TX_BUFS + i * BUF_SIZE, len(data))
+        g.make_avail(TX, [i])
+
+    def recv(size=BUF_SIZE):
+        """Waits for one packet on the receive ring: (header, frame)."""
+        elems = g.wait_used(RX, 1)
+        if not elems:
+            return None, None
+        i, length = elems[0]
+        data = g.read(g.rx_addr.pop(i, RX_BUFS + i * BUF_SIZE), length)
+        return struct.unpack("<BBHHHH", data[:10]), data[HDR_LEN:]
+
+    # A partial TCP checksum: asked, and asked again of the guest.
+    f = ip4_tcp_frame(1, 100)
+    g.post_rx(1)
+    send(hdr(1, 0, 0, 0, 34, 16), f)
+    g.wait_used(TX, 1)
+    h, back = recv()
+    report("partial checksum", "looped, header %r" % (h,)
+           if back == f else "FAILED %r" % (h,))
+
+    # A 3000-byte TCP segment: one packet through the switch, into one
+    # 4 kB receive buffer, with the port's segment size.
+    f = ip4_tcp_frame(2, 3000 - 54)
+    g.post_rx_at(SCRATCH + 0x10000, 4096)
+    i = g.desc_slot(TX, 2)
+    data = hdr(1, 1, 54, 1448, 34, 16) + f
+    g.write(SCRATCH + 0x20000, data)
+    g.set_desc(TX, i, SCRATCH + 0x20000, 2000, DESC_NEXT, (i + 1) % QSIZE)
+    g.set_desc(TX, (i + 1) % QSIZE, SCRATCH + 0x20000 + 2000,
+               len(data) - 2000)
+    g.make_avail(TX, [i])
+    g.wait_used(TX, 1)
+    h, back = recv()
+    report("3000-byte TCP segment", "looped, header %r" % (h,)
+           if back == f else "FAILED %r %d" % (h, len(back or b"")))
+
+    bad = [
+        ("checksum past the end", hdr(1, 0, 0, 0, 120, 16),
+         ip4_tcp_frame(3, 10)),
+        ("segmentation of UDP", hdr(1, 1, 42, 1000, 34, 6),
+         ip4_tcp_frame(4, 100, proto=17)),
+        ("segment size 0", hdr(1, 1, 54, 0, 34, 16), ip4_tcp_frame(5, 100)),
+        ("TCPv6 segmentation of IPv4", hdr(1, 4, 54, 1000, 34, 16),
+         ip4_tcp_frame(6, 100)),
+    ]
+    seq = 10
+    for name, h, f in bad:
+        g.post_rx(2)
+        g.tx_good([seq])
+        send(h, f)
+        g.tx_good([seq + 1])
+        used = g.wait_used(TX, 3)
+        frames = g.rx_frames(2)
+        report(name, "dropped, 2 good looped"
+               if used and frames == [g.frame(seq), g.frame(seq + 1)]
+               else "FAILED used=%r" % (used,))
+        seq += 2
 
 
 def straddle(g):
@@ -872,6 +984,7 @@ CASES = {
     "bad-tx-chains": bad_tx_chains,
     "packed-bad-tx-chains": packed_bad_tx_chains,
     "straddle": straddle,
+    "offload-headers": offload_headers,
     "avail-jump": avail_jump,
     "rx-readonly": rx_readonly,
     "rewrite": rewrite,
@@ -909,6 +1022,9 @@ def main():
         features |= F_RING_PACKED
     if args.case == "zero-chains":
         features |= F_MRG_RXBUF
+    elif args.case == "offload-headers":
+        features |= (F_CSUM | F_HOST_TSO4 | F_GUEST_CSUM | F_GUEST_TSO4
+                     | F_GUEST_TSO6)
     elif args.case == "straddle":
         regions = ((0, MEM, MEM), (MEM, MEM, MEM))
     elif args.case == "event-idx":
