@@ -192,11 +192,14 @@ reset_big(void)
 }
 
 /* Checks that the 'got' packets of a dequeue fit their mbufs and that
- * every mbuf is in 'pkts' or in 'big'. */
+ * every mbuf is, once, in 'pkts' or in a slot of 'big' (the slots from
+ * 'big.n' on hold the mbufs that spares replaced, for the caller to
+ * free). */
 static void
 check_mbufs(uint16_t got)
 {
-    int seen = 0;
+    struct rte_mbuf *all[VHOST_VIRTQ_MAX_BURST + N_BIG];
+    int n_all = 0;
 
     for (int i = 0; i < got; i++) {
         if (pkts[i]->data_len != pkts[i]->pkt_len
@@ -204,18 +207,33 @@ check_mbufs(uint16_t got)
             fail("dequeue: a packet overran its mbuf");
         }
     }
-    for (int i = 0; i < VHOST_VIRTQ_MAX_BURST; i++) {
-        seen += pkts[i] >= big_mbufs && pkts[i] < big_mbufs + N_BIG;
+    if (big.n < 0 || big.n > N_BIG) {
+        fail("dequeue: spares miscounted");
     }
-    for (int i = 0; i < N_BIG; i++) {
-        if (i < big.n && !(big.m[i] >= big_mbufs
-                           && big.m[i] < big_mbufs + N_BIG)) {
+    for (int i = 0; i < big.n; i++) {
+        if (!(big.m[i] >= big_mbufs && big.m[i] < big_mbufs + N_BIG)) {
             fail("dequeue: a spare is not one");
         }
-        seen += i < big.n;
     }
-    if (big.n < 0 || seen != N_BIG) {
-        fail("dequeue: an mbuf went missing");
+    for (int i = 0; i < VHOST_VIRTQ_MAX_BURST; i++) {
+        all[n_all++] = pkts[i];
+    }
+    for (int i = 0; i < N_BIG; i++) {
+        all[n_all++] = big.m[i];
+    }
+    for (int i = 0; i < n_all; i++) {
+        bool known = ((all[i] >= mbufs
+                       && all[i] < mbufs + VHOST_VIRTQ_MAX_BURST)
+                      || (all[i] >= big_mbufs && all[i] < big_mbufs + N_BIG));
+
+        if (!known) {
+            fail("dequeue: an mbuf went missing");
+        }
+        for (int j = 0; j < i; j++) {
+            if (all[j] == all[i]) {
+                fail("dequeue: an mbuf is in two places");
+            }
+        }
     }
 }
 
