@@ -838,6 +838,30 @@ vhost_chain_put_hdr(const struct vhost_virtq_dev *dev,
     vhost_chain_copy(first, 0, &hdr, dev->hdr_len, true);
 }
 
+/* Counts in 'err' the drop of 'pkts[done]', for which an enqueue's slow
+ * path returned 'error' (neither 0 nor EAGAIN).  EDQUOT drops the rest of
+ * the 'n' packets too: the burst is over.  Returns where the burst goes
+ * on: 'done', or 'n' after EDQUOT. */
+static uint16_t
+vhost_enqueue_drop(struct vhost_virtq_errors *err, int error,
+                   struct rte_mbuf **pkts, uint16_t done, uint16_t n)
+{
+    if (error == EDQUOT) {
+        for (; done < n; done++) {
+            err->over_budget++;
+            err->dropped_bytes += pkts[done]->pkt_len;
+        }
+        return n;
+    }
+    if (error == EINVAL) {
+        err->bad_desc++;
+    } else {
+        err->too_long++;
+    }
+    err->dropped_bytes += pkts[done]->pkt_len;
+    return done;
+}
+
 /* Puts 'm' into receive buffers of 'vq' in the general way: chains of
  * descriptors, buffers that span memory regions, and with mergeable
  * receive buffers, several buffers.  'avail' is the guest's avail index.
@@ -968,19 +992,11 @@ vhost_split_enqueue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
 
             if (error == EAGAIN) {
                 break;
-            } else if (OVS_UNLIKELY(error == EDQUOT)) {
-                for (; done < n; done++) {
-                    err->over_budget++;
-                    err->dropped_bytes += pkts[done]->pkt_len;
+            } else if (OVS_UNLIKELY(error)) {
+                done = vhost_enqueue_drop(err, error, pkts, done, n);
+                if (error == EDQUOT) {
+                    break;
                 }
-                break;
-            } else if (error) {
-                if (error == EINVAL) {
-                    err->bad_desc++;
-                } else {
-                    err->too_long++;
-                }
-                err->dropped_bytes += m->pkt_len;
                 continue;
             }
         }
@@ -1553,19 +1569,11 @@ vhost_packed_enqueue(const struct vhost_virtq_dev *dev, struct vhost_virtq *vq,
                                      ? vq->size : 0)) - before);
             if (error == EAGAIN) {
                 break;
-            } else if (OVS_UNLIKELY(error == EDQUOT)) {
-                for (; done < n; done++) {
-                    err->over_budget++;
-                    err->dropped_bytes += pkts[done]->pkt_len;
+            } else if (OVS_UNLIKELY(error)) {
+                done = vhost_enqueue_drop(err, error, pkts, done, n);
+                if (error == EDQUOT) {
+                    break;
                 }
-                break;
-            } else if (error) {
-                if (error == EINVAL) {
-                    err->bad_desc++;
-                } else {
-                    err->too_long++;
-                }
-                err->dropped_bytes += m->pkt_len;
                 continue;
             }
         }
