@@ -46,10 +46,11 @@
  *       port 0 takes them with at most 24 on their way (a window), and
  *       receives them on port 1, for SECONDS after a warm-up of 0.2 s;
  *       prints one line:
- *       "sent S received R bad B bytes Y ns T": frames sent and
- *       received, frames received with another length or without a
- *       segmentation request (LRO), and the bytes of the frames received
- *       in T ns.
+ *       "sent S received R bad B bytes Y ns T": frames sent in the
+ *       SECONDS, and of them received (up to 100 ms after: their numbers
+ *       tell them apart), frames received with another
+ *       length or without a segmentation request (LRO), and the bytes of
+ *       all the frames received in the T ns.
  *   quit
  *
  * It prints "ready" once both ports are up. */
@@ -84,6 +85,7 @@
  * TSO_MSS bytes (1500-byte IP packets).  A frame lies in one mbuf, whose
  * data room (a uint16_t, headroom included) bounds its size. */
 #define TSO_HDR 54
+#define TSO_NO_OFS 42           /* Of the TCP header's ack number. */
 #define TSO_MSS 1448
 #define TSO_MAX_FRAME (UINT16_MAX - RTE_PKTMBUF_HEADROOM)
 #define N_BIG 2047              /* More than a transmit ring of 1024. */
@@ -312,9 +314,11 @@ big_pool_fill(void)
 }
 
 /* Turns 'm', whose data room holds a payload already, into a TCP frame of
- * 'size' bytes that asks for segmentation, with sequence number 'seq'. */
+ * 'size' bytes that asks for segmentation, with sequence number 'seq' and
+ * frame number 'no' (as its ack number, which tells the receiver which
+ * frames to count). */
 static void
-tso_frame(struct rte_mbuf *m, unsigned int size, uint32_t seq)
+tso_frame(struct rte_mbuf *m, unsigned int size, uint32_t seq, uint32_t no)
 {
     static const uint8_t eth[RTE_ETHER_HDR_LEN] = {
         /* To 02:00:00:00:00:02 from 02:00:00:00:00:01, IPv4. */
@@ -341,6 +345,7 @@ tso_frame(struct rte_mbuf *m, unsigned int size, uint32_t seq)
     tcp->src_port = rte_cpu_to_be_16(5000);
     tcp->dst_port = rte_cpu_to_be_16(5001);
     tcp->sent_seq = rte_cpu_to_be_32(seq);
+    tcp->recv_ack = rte_cpu_to_be_32(no);
     tcp->data_off = (sizeof *tcp / 4) << 4;
     tcp->tcp_flags = RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG;
     tcp->rx_win = rte_cpu_to_be_16(65535);
@@ -356,6 +361,22 @@ tso_frame(struct rte_mbuf *m, unsigned int size, uint32_t seq)
     tcp->cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
 }
 
+/* The frame number of frame 'm' (see tso_frame()) into '*no'; false if it
+ * is too short to have one. */
+static bool
+stream_no(const struct rte_mbuf *m, uint32_t *no)
+{
+    uint32_t buf;
+    const void *p = rte_pktmbuf_read(m, TSO_NO_OFS, sizeof buf, &buf);
+
+    if (!p) {
+        return false;
+    }
+    memcpy(&buf, p, sizeof buf);
+    *no = rte_be_to_cpu_32(buf);
+    return true;
+}
+
 static void
 run_stream(double seconds, unsigned int size)
 {
@@ -365,22 +386,37 @@ run_stream(double seconds, unsigned int size)
     uint64_t timeout = TIMEOUT_US * hz / 1000000;
     uint64_t sent = 0, received = 0, bad = 0, bytes = 0;
     uint64_t now = rte_get_timer_cycles(), last_rx = now;
+    enum { WARM_UP, WINDOW, DRAIN } phase = WARM_UP;
+    uint32_t seq = 0, no = 0, no_start = 0, no_end = 0;
     unsigned int in_flight = 0;
-    uint32_t seq = 0;
 
-    do {
+    for (;;) {
         struct rte_mbuf *pkts[BURST];
-        bool counting;
         uint16_t n = 0;
 
+        now = rte_get_timer_cycles();
+        if (phase == WARM_UP && now >= start) {
+            phase = WINDOW;
+            no_start = no;
+        } else if (phase == WINDOW && now >= end) {
+            /* What is on its way still counts as received when it
+             * arrives, though not in the rate. */
+            phase = DRAIN;
+            no_end = no;
+            end = now;
+        } else if (phase == DRAIN
+                   && (received >= sent || now - last_rx > 10 * timeout)) {
+            break;
+        }
+
         /* Sends up to the window, what port 0 takes now. */
-        while (n < BURST && in_flight + n < TSO_WINDOW) {
+        while (phase != DRAIN && n < BURST && in_flight + n < TSO_WINDOW) {
             struct rte_mbuf *m = rte_pktmbuf_alloc(big_pool);
 
             if (!m) {
                 break;
             }
-            tso_frame(m, size, seq);
+            tso_frame(m, size, seq, no++);
             seq += size - TSO_HDR;
             pkts[n++] = m;
         }
@@ -389,28 +425,35 @@ run_stream(double seconds, unsigned int size)
 
             rte_pktmbuf_free_bulk(pkts + n_sent, n - n_sent);
             in_flight += n_sent;
-            n = n_sent;
+            if (phase == WINDOW) {
+                sent += n_sent;
+            }
         }
 
-        now = rte_get_timer_cycles();
-        counting = now >= start;
-        if (counting) {
-            sent += n;
-        }
         n = rte_eth_rx_burst(1, 0, pkts, BURST);
         for (uint16_t i = 0; i < n; i++) {
-            if (counting) {
+            struct rte_mbuf *m = pkts[i];
+            uint32_t fno;
+
+            if (phase == WINDOW) {
+                bytes += m->pkt_len;
+            }
+            if (phase == WARM_UP) {
+                /* Not counted. */
+            } else if (!stream_no(m, &fno)) {
+                bad++;
+            } else if ((int32_t) (fno - no_start) >= 0
+                       && (phase == WINDOW || (int32_t) (fno - no_end) < 0)) {
+                /* Sent in the window.  The segment size is the switch's
+                 * to choose: OVS 3.1 takes it from the MTU of the port
+                 * it sends on. */
                 received++;
-                bytes += pkts[i]->pkt_len;
-                /* The segment size is the switch's to choose: OVS 3.1
-                 * takes it from the MTU of the port it sends on. */
-                if (pkts[i]->pkt_len != size
-                    || !(pkts[i]->ol_flags & RTE_MBUF_F_RX_LRO)
-                    || !pkts[i]->tso_segsz) {
+                if (m->pkt_len != size || !(m->ol_flags & RTE_MBUF_F_RX_LRO)
+                    || !m->tso_segsz) {
                     bad++;
                 }
             }
-            rte_pktmbuf_free(pkts[i]);
+            rte_pktmbuf_free(m);
         }
         if (n) {
             in_flight -= RTE_MIN(n, in_flight);
@@ -422,11 +465,11 @@ run_stream(double seconds, unsigned int size)
         /* Nothing should come back on port 0; drain it all the same. */
         n = rte_eth_rx_burst(0, 0, pkts, BURST);
         rte_pktmbuf_free_bulk(pkts, n);
-    } while (now < end);
+    }
 
     printf("sent %"PRIu64" received %"PRIu64" bad %"PRIu64
            " bytes %"PRIu64" ns %"PRIu64"\n", sent, received, bad, bytes,
-           (now - start) * 1000000000 / hz);
+           (end - start) * 1000000000 / hz);
 }
 
 int
