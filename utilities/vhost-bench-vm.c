@@ -48,9 +48,9 @@
  *       prints one line:
  *       "sent S received R bad B bytes Y ns T": frames sent in the
  *       SECONDS, and of them received (up to 100 ms after: their numbers
- *       tell them apart), frames received with another
- *       length or without a segmentation request (LRO), and the bytes of
- *       all the frames received in the T ns.
+ *       tell them apart), frames received with another length or without
+ *       a segmentation request (LRO), and the bytes of all the frames
+ *       received in the T ns.
  *   quit
  *
  * It prints "ready" once both ports are up. */
@@ -207,11 +207,11 @@ probe_seq(const struct rte_mbuf *m)
 static struct rte_mbuf *
 wait_probe(uint16_t port, uint64_t seq, uint64_t deadline)
 {
-    struct rte_mbuf *pkts[32];
+    struct rte_mbuf *pkts[BURST];
     struct rte_mbuf *found = NULL;
 
     while (!found && rte_get_timer_cycles() < deadline) {
-        uint16_t n = rte_eth_rx_burst(port, 0, pkts, 32);
+        uint16_t n = rte_eth_rx_burst(port, 0, pkts, BURST);
 
         for (uint16_t i = 0; i < n; i++) {
             if (!found && probe_seq(pkts[i]) == seq) {
@@ -313,12 +313,12 @@ big_pool_fill(void)
     }
 }
 
-/* Turns 'm', whose data room holds a payload already, into a TCP frame of
- * 'size' bytes that asks for segmentation, with sequence number 'seq' and
- * frame number 'no' (as its ack number, which tells the receiver which
- * frames to count). */
+/* Turns 'm', whose data room holds a payload already, into TCP frame
+ * number 'no' of a stream of frames of 'size' bytes that ask for
+ * segmentation.  Its ack number is 'no', which tells the receiver which
+ * frames to count. */
 static void
-tso_frame(struct rte_mbuf *m, unsigned int size, uint32_t seq, uint32_t no)
+tso_frame(struct rte_mbuf *m, unsigned int size, uint32_t no)
 {
     static const uint8_t eth[RTE_ETHER_HDR_LEN] = {
         /* To 02:00:00:00:00:02 from 02:00:00:00:00:01, IPv4. */
@@ -344,7 +344,7 @@ tso_frame(struct rte_mbuf *m, unsigned int size, uint32_t seq, uint32_t no)
     memset(tcp, 0, sizeof *tcp);
     tcp->src_port = rte_cpu_to_be_16(5000);
     tcp->dst_port = rte_cpu_to_be_16(5001);
-    tcp->sent_seq = rte_cpu_to_be_32(seq);
+    tcp->sent_seq = rte_cpu_to_be_32(no * (size - TSO_HDR));
     tcp->recv_ack = rte_cpu_to_be_32(no);
     tcp->data_off = (sizeof *tcp / 4) << 4;
     tcp->tcp_flags = RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG;
@@ -387,7 +387,7 @@ run_stream(double seconds, unsigned int size)
     uint64_t sent = 0, received = 0, bad = 0, bytes = 0;
     uint64_t now = rte_get_timer_cycles(), last_rx = now;
     enum { WARM_UP, WINDOW, DRAIN } phase = WARM_UP;
-    uint32_t seq = 0, no = 0, no_start = 0, no_end = 0;
+    uint32_t no = 0, no_start = 0, no_end = 0;
     unsigned int in_flight = 0;
 
     for (;;) {
@@ -416,8 +416,7 @@ run_stream(double seconds, unsigned int size)
             if (!m) {
                 break;
             }
-            tso_frame(m, size, seq, no++);
-            seq += size - TSO_HDR;
+            tso_frame(m, size, no++);
             pkts[n++] = m;
         }
         if (n) {
